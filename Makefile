@@ -1,0 +1,39 @@
+# correlearn: the verbs. `make demo` and `make test` are all a fresh machine needs.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+export CORRELEARN_HOME ?= $(CURDIR)/.correlearn
+# Two cores here: more threads than cores only adds contention.
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: setup test demo bench ui lint clean-workspace
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+demo: setup
+	$(BIN)/correlearn flow run demo --config data_specs/demo.yaml
+
+bench: setup
+	$(BIN)/python bench/data_throughput.py
+	$(BIN)/python bench/label_propagation.py
+	$(BIN)/python bench/mining.py
+
+ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CORRELEARN_HOME)/mlflow.db \
+		--default-artifact-root $(CORRELEARN_HOME)/mlartifacts --host 127.0.0.1 --port 5000
+
+clean-workspace:
+	rm -rf $(CORRELEARN_HOME)

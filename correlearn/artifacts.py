@@ -1,0 +1,190 @@
+"""Content-addressed artifact store (ARCHITECTURE.md, "Stages and artifacts").
+
+Layout: ``<root>/<stage>/<key>/`` holds a finished artifact and its ``manifest.json``. A stage writes
+into ``<root>/<stage>/.partial-<key>/`` and the store renames that folder into place only when the
+stage has finished, so a crash never leaves a folder that looks finished. The partial folder survives
+a crash on purpose: resumable stages (training, selective search) continue from what it holds.
+A lock file ``<root>/<stage>/.<key>.lock`` (``fcntl.flock``) keeps two writers of one key apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+KEY_LENGTH = 16
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing, ambiguous or unreadable."""
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """What Prefect tasks pass around: a small, JSON-friendly reference to a finished artifact."""
+
+    stage: str
+    key: str
+    path: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The reference as a plain dict (Prefect task results, ``--json`` output)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ArtifactRef:
+        """Inverse of :meth:`to_dict` (extra keys such as ``cache_hit`` are ignored)."""
+        return cls(stage=d["stage"], key=d["key"], path=d["path"])
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal configs give equal text, hence equal keys."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def compute_key(stage: str, version: int, config: dict[str, Any], inputs: dict[str, str]) -> str:
+    """Key of an artifact: hash of (stage name, stage version, canonical config, input keys).
+
+    Args:
+        stage: the stage name.
+        version: the stage's version number; bump it when the stage's code changes its output.
+        config: the stage's resolved config section (plain JSON types).
+        inputs: input name -> key of the input artifact.
+
+    Returns:
+        A 16-hex-digit key.
+    """
+    payload = canonical_json(
+        {"stage": stage, "version": int(version), "config": config, "inputs": inputs}
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to ``path`` through a temporary sibling and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ArtifactStore:
+    """The folder of finished and partial artifacts; see the module docstring for its layout."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, stage: str, key: str) -> Path:
+        """Folder of a finished artifact (it may not exist)."""
+        return self.root / stage / key
+
+    def partial_path(self, stage: str, key: str) -> Path:
+        """Folder a stage writes into before its artifact is committed."""
+        return self.root / stage / f".partial-{key}"
+
+    def exists(self, stage: str, key: str) -> bool:
+        """Whether a finished artifact with this key exists (its manifest is the commit marker)."""
+        return (self.path(stage, key) / MANIFEST).is_file()
+
+    def ref(self, stage: str, key: str) -> ArtifactRef:
+        """A reference to a finished artifact."""
+        if not self.exists(stage, key):
+            raise ArtifactError(f"no finished artifact {stage}/{key} under {self.root}")
+        return ArtifactRef(stage, key, str(self.path(stage, key)))
+
+    @contextlib.contextmanager
+    def lock(self, stage: str, key: str, timeout_s: float | None = None) -> Iterator[None]:
+        """Hold the writer lock of one key; a second writer waits (or fails after ``timeout_s``)."""
+        lock_path = self.root / stage / f".{key}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as fh:
+            start = time.monotonic()
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if timeout_s is not None and time.monotonic() - start > timeout_s:
+                        raise ArtifactError(
+                            f"{stage}/{key} is being written by another process "
+                            f"(lock {lock_path} held for over {timeout_s:.0f} s)"
+                        ) from None
+                    time.sleep(0.2)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def begin(self, stage: str, key: str, keep_partial: bool) -> Path:
+        """Prepare the partial folder: keep what a stopped run left when the stage can resume."""
+        partial = self.partial_path(stage, key)
+        if partial.exists() and not keep_partial:
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True, exist_ok=True)
+        return partial
+
+    def commit(self, stage: str, key: str, manifest: dict[str, Any]) -> ArtifactRef:
+        """Write the manifest (listing every file) and rename the partial folder into place."""
+        partial = self.partial_path(stage, key)
+        files = []
+        for p in sorted(partial.rglob("*")):
+            if p.is_file() and p.name != MANIFEST and not p.name.startswith(".lock"):
+                files.append({"path": str(p.relative_to(partial)), "bytes": p.stat().st_size})
+        manifest = {**manifest, "files": files, "bytes": sum(f["bytes"] for f in files)}
+        write_json_atomic(partial / MANIFEST, manifest)
+        final = self.path(stage, key)
+        if final.exists():
+            # Only reachable with --force: the old artifact is replaced as a whole.
+            trash = final.with_name(f".old-{key}-{os.getpid()}")
+            os.rename(final, trash)
+            os.rename(partial, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(partial, final)
+        return ArtifactRef(stage, key, str(final))
+
+    def manifest(self, stage: str, key: str) -> dict[str, Any]:
+        """The manifest of a finished artifact."""
+        path = self.path(stage, key) / MANIFEST
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ArtifactError(f"no manifest at {path}") from None
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{path}: corrupt manifest ({exc})") from None
+
+    def list(self, stage: str | None = None) -> list[dict[str, Any]]:
+        """Manifests of every finished artifact (of one stage), oldest first."""
+        out = []
+        stage_dirs = [self.root / stage] if stage else sorted(self.root.glob("*"))
+        for sdir in stage_dirs:
+            if not sdir.is_dir():
+                continue
+            for adir in sorted(sdir.iterdir()):
+                if adir.name.startswith(".") or not (adir / MANIFEST).is_file():
+                    continue
+                out.append(self.manifest(sdir.name, adir.name))
+        return sorted(out, key=lambda m: m.get("finished_at", ""))
+
+    def find(self, key: str) -> tuple[str, str]:
+        """Resolve a key or unique key prefix to (stage, key) across stages."""
+        hits = [
+            (m["stage"], m["key"]) for m in self.list() if m["key"].startswith(key)
+        ]
+        if not hits:
+            raise ArtifactError(f"no artifact with key {key!r} under {self.root}")
+        if len(hits) > 1:
+            raise ArtifactError(f"key prefix {key!r} is ambiguous: {hits}")
+        return hits[0]

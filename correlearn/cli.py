@@ -1,0 +1,143 @@
+"""``correlearn``: run a stage or a flow, list and inspect artifacts.
+
+Contract (tests and the Makefile rely on it): with ``--json`` the last line printed is one JSON
+object: ``{"stage", "key", "cache_hit", "path"}`` for a stage, ``{"flow", "stages": [...]}`` for a
+flow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from correlearn.artifacts import ArtifactError, ArtifactStore
+from correlearn.config import ConfigError
+from correlearn.workspace import activate
+
+
+def _stage_run(args: argparse.Namespace) -> int:
+    from correlearn.pipeline import Pipeline
+    from correlearn.registry import stage_registry
+    from correlearn.tracking import Tracker
+
+    ws = activate()
+    tracker = Tracker(ws)
+    pipe = Pipeline(args.config, stage_registry(), ws, args.set, tracker)
+    res = pipe.run_stage(args.stage, section=args.section, force=args.force)
+    if args.json:
+        print(json.dumps({k: v for k, v in res.to_dict().items() if k != "forced"}))
+    return 0
+
+
+def _flow_run(args: argparse.Namespace) -> int:
+    ws = activate()  # Before Prefect is imported: it reads PREFECT_HOME at import.
+    from correlearn.registry import flow_registry
+
+    flows = flow_registry()
+    if args.flow not in flows:
+        raise ConfigError(f"unknown flow {args.flow!r}; known: {sorted(flows)}")
+    out = flows[args.flow](
+        config=str(Path(args.config).resolve()),
+        overrides=args.set or [],
+        force=args.force or [],
+        stop_after=args.stop_after,
+    )
+    print(f"artifacts under {ws.artifacts}; browse runs with `make ui`", flush=True)
+    if args.json:
+        print(json.dumps(out))
+    return 0
+
+
+def _stage_list(args: argparse.Namespace) -> int:
+    from correlearn.registry import stage_registry
+
+    for name, spec in sorted(stage_registry().items()):
+        ins = ", ".join(f"{k}<-{v}" for k, v in spec.inputs.items()) or "-"
+        print(f"{name:26s} v{spec.version}  inputs: {ins:40s} {spec.description}")
+    return 0
+
+
+def _artifacts_list(args: argparse.Namespace) -> int:
+    store = ArtifactStore(activate().artifacts)
+    rows = store.list(args.stage)
+    for m in rows:
+        size = m.get("bytes", 0) / 2**20
+        print(
+            f"{m['stage']:24s} {m['key']}  {m.get('finished_at', ''):23s} "
+            f"{size:8.1f} MiB  {m.get('seconds', 0):8.1f} s"
+        )
+    if not rows:
+        print("no artifacts yet")
+    return 0
+
+
+def _artifacts_show(args: argparse.Namespace) -> int:
+    store = ArtifactStore(activate().artifacts)
+    stage, key = store.find(args.key)
+    manifest = store.manifest(stage, key)
+    print(json.dumps(manifest, indent=2, sort_keys=True))
+    for name, inp in manifest.get("inputs", {}).items():
+        m = store.manifest(inp["stage"], inp["key"]) if store.exists(inp["stage"], inp["key"]) else {}
+        print(f"input {name}: {inp['stage']}/{inp['key']} ({m.get('finished_at', 'missing')})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="correlearn", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    stage = sub.add_parser("stage", help="run or list stages").add_subparsers(
+        dest="sub", required=True
+    )
+    sr = stage.add_parser("run", help="run one stage (its inputs from the cache or computed)")
+    sr.add_argument("stage")
+    sr.add_argument("--config", required=True)
+    sr.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value")
+    sr.add_argument("--section", help="config section to use (default: the stage's name)")
+    sr.add_argument("--force", action="store_true", help="recompute even if cached")
+    sr.add_argument("--json", action="store_true", help="end with one JSON line")
+    sr.set_defaults(fn=_stage_run)
+    stage.add_parser("list", help="list stages").set_defaults(fn=_stage_list)
+
+    flow = sub.add_parser("flow", help="run a Prefect flow in-process").add_subparsers(
+        dest="sub", required=True
+    )
+    fr = flow.add_parser("run")
+    fr.add_argument("flow")
+    fr.add_argument("--config", required=True)
+    fr.add_argument("--set", action="append", metavar="KEY=VALUE")
+    fr.add_argument("--force", nargs="+", metavar="STAGE", help="stages to recompute")
+    fr.add_argument("--stop-after", metavar="STAGE", help="stop after this stage")
+    fr.add_argument("--json", action="store_true")
+    fr.set_defaults(fn=_flow_run)
+
+    art = sub.add_parser("artifacts", help="inspect the artifact store").add_subparsers(
+        dest="sub", required=True
+    )
+    al = art.add_parser("list")
+    al.add_argument("--stage")
+    al.set_defaults(fn=_artifacts_list)
+    ash = art.add_parser("show")
+    ash.add_argument("key", help="a key or a unique prefix of one")
+    ash.set_defaults(fn=_artifacts_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``correlearn`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ConfigError, ArtifactError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished artifacts are kept; re-run to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

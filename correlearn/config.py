@@ -1,0 +1,99 @@
+"""Typed configuration: pydantic models with the papers' defaults; YAML files only override.
+
+Every config model derives from :class:`StrictModel`, so an unknown key or a value of the wrong type is
+an error that names the key. A pipeline config file is a YAML mapping whose top-level sections are the
+stage/method sections defined in :mod:`correlearn.pipeline_config`; ``--set a.b=value`` overrides are
+applied to the raw mapping before validation.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the file and key."""
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse one ``a.b.c=value`` override; the value is read as YAML (``1e-3``, ``[1, 2]``, ``true``).
+
+    Args:
+        text: the override as typed on the command line.
+
+    Returns:
+        The dotted key split into parts, and the parsed value.
+    """
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key.path=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    return parts, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``a.b=value`` override applied (nested dicts are created)."""
+    out = copy.deepcopy(raw)
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        node = out
+        for p in parts[:-1]:
+            child = node.get(p)
+            if child is None:
+                child = node[p] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {p!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with an error naming the file when it is missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """Turn a pydantic error into one line per bad key: ``source: a.b: message``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def validate(model: type[BaseModel], raw: dict[str, Any], source: str = "config") -> Any:
+    """Validate ``raw`` against ``model``; raise :class:`ConfigError` naming every bad key."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None

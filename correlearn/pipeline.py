@@ -1,0 +1,229 @@
+"""Run stages through the artifact store: cache hits, forced re-runs, MLflow runs, manifests.
+
+A pipeline config is one YAML file: ``datasets:`` (named dataset specs) and one section per stage
+(missing sections take the stage's defaults). :class:`Pipeline` resolves a stage's inputs from their
+default producers when a caller does not pass them, so ``correlearn stage run X`` works alone; flows
+pass inputs explicitly and run one stage per Prefect task.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from correlearn import __version__
+from correlearn.artifacts import ArtifactRef, ArtifactStore, compute_key
+from correlearn.config import ConfigError, apply_overrides, load_yaml, validate
+from correlearn.stage import StageContext, StageSpec
+from correlearn.tracking import Tracker
+from correlearn.workspace import Workspace
+
+RESERVED_SECTIONS = {"datasets", "flow"}
+RUN_ID_FILE = ".mlflow_run_id"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """Outcome of one stage: the artifact, whether it was a cache hit, whether it was forced."""
+
+    ref: ArtifactRef
+    cache_hit: bool
+    forced: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` object of a stage: ``{"stage", "key", "cache_hit", "path"}`` (+ forced)."""
+        return {**self.ref.to_dict(), "cache_hit": self.cache_hit, "forced": self.forced}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StageResult:
+        """Inverse of :meth:`to_dict`."""
+        return cls(ArtifactRef.from_dict(d), bool(d["cache_hit"]), bool(d.get("forced", False)))
+
+
+class Pipeline:
+    """One pipeline config bound to a workspace, a stage registry and a tracker."""
+
+    def __init__(
+        self,
+        config_path: str | Path,
+        registry: dict[str, StageSpec],
+        ws: Workspace,
+        overrides: list[str] | None = None,
+        tracker: Tracker | None = None,
+        parent_run_id: str | None = None,
+    ):
+        self.config_path = Path(config_path).resolve()
+        self.base_dir = self.config_path.parent
+        self.raw = apply_overrides(load_yaml(self.config_path), overrides)
+        self.registry = registry
+        self.ws = ws
+        self.store = ArtifactStore(ws.artifacts)
+        self.tracker = tracker
+        self.parent_run_id = parent_run_id
+        self._results: dict[str, StageResult] = {}
+        unknown = set(self.raw) - set(registry) - RESERVED_SECTIONS - self._aliases()
+        if unknown:
+            raise ConfigError(
+                f"{self.config_path}: unknown section(s) {sorted(unknown)}; "
+                f"known: {sorted(set(registry) | RESERVED_SECTIONS)}"
+            )
+
+    def _aliases(self) -> set[str]:
+        # A section "stage@variant" configures a second use of a stage (e.g. a ViT baseline).
+        return {s for s in self.raw if "@" in s and s.split("@", 1)[0] in self.registry}
+
+    def section(self, stage: str, section: str | None = None, overrides: dict | None = None):
+        """Validate a stage's config section (default: the stage's own name) with overrides."""
+        spec = self._spec(stage)
+        name = section or stage
+        raw = dict(self.raw.get(name) or {})
+        raw.update(overrides or {})
+        return validate(spec.config_model, raw, f"{self.config_path.name}: {name}")
+
+    def _spec(self, stage: str) -> StageSpec:
+        if stage not in self.registry:
+            raise ConfigError(f"unknown stage {stage!r}; known: {sorted(self.registry)}")
+        return self.registry[stage]
+
+    def key_of(self, stage: str, config: Any, inputs: dict[str, ArtifactRef]) -> tuple[str, dict]:
+        """The artifact key and the resolved (logged) config of a stage call."""
+        spec = self._spec(stage)
+        resolved = config.model_dump(mode="json")
+        if spec.resolve is not None:
+            resolved = {**resolved, **spec.resolve(config, self)}
+        key = compute_key(spec.name, spec.version, resolved, {k: v.key for k, v in inputs.items()})
+        return key, resolved
+
+    def run_stage(
+        self,
+        stage: str,
+        inputs: dict[str, StageResult] | None = None,
+        section: str | None = None,
+        overrides: dict | None = None,
+        force: bool = False,
+        force_upstream: frozenset[str] = frozenset(),
+    ) -> StageResult:
+        """Return the stage's artifact, computing it unless an identical one exists.
+
+        Args:
+            stage: stage name.
+            inputs: input name -> upstream result; missing inputs are resolved from the stage's
+                default producers (recursively, through the cache).
+            section: config section to read (default the stage name; ``stage@variant`` allowed).
+            overrides: field overrides applied on top of the section.
+            force: recompute even on a cache hit.
+            force_upstream: stages to force while resolving missing inputs.
+
+        Returns:
+            The result; ``forced`` is set when this artifact was recomputed over an existing one,
+            so descendants recompute too (their keys alone would not change).
+        """
+        spec = self._spec(stage)
+        config = self.section(stage, section, overrides)
+        inputs = dict(inputs or {})
+        for name, producer in spec.inputs.items():
+            if name not in inputs:
+                memo = f"{producer}"
+                if memo not in self._results:
+                    self._results[memo] = self.run_stage(
+                        producer, force=producer in force_upstream, force_upstream=force_upstream
+                    )
+                inputs[name] = self._results[memo]
+        refs = {k: v.ref for k, v in inputs.items()}
+        key, resolved = self.key_of(stage, config, refs)
+        force = force or any(v.forced for v in inputs.values())
+        if self.store.exists(stage, key) and not force:
+            self._record_cache_hit(spec, key, resolved, refs)
+            print(f"[cache hit] {stage} {key} -> {self.store.path(stage, key)}", flush=True)
+            return StageResult(self.store.ref(stage, key), cache_hit=True)
+        with self.store.lock(stage, key):
+            if self.store.exists(stage, key) and not force:
+                return StageResult(self.store.ref(stage, key), cache_hit=True)
+            existed = self.store.exists(stage, key)
+            ref = self._compute(spec, config, resolved, refs, key)
+        return StageResult(ref, cache_hit=False, forced=existed)
+
+    def _record_cache_hit(self, spec: StageSpec, key: str, resolved: dict, refs: dict) -> None:
+        if not self.tracker:
+            return
+        manifest = self.store.manifest(spec.name, key)
+        run_id = self.tracker.start(
+            spec.name, self.parent_run_id, self._tags(spec, key, refs, cache_hit=True)
+        )
+        self.tracker.set_tags(run_id, {"source_run_id": manifest.get("mlflow_run_id", "")})
+        self.tracker.log_params(run_id, resolved)
+        self.tracker.log_metrics(run_id, manifest.get("metrics", {}))
+        self.tracker.end(run_id)
+
+    @staticmethod
+    def _tags(spec: StageSpec, key: str, refs: dict[str, ArtifactRef], cache_hit: bool) -> dict:
+        tags = {"stage": spec.name, "key": key, "cache_hit": str(cache_hit).lower()}
+        tags.update({f"input.{k}": f"{v.stage}/{v.key}" for k, v in refs.items()})
+        return tags
+
+    def _compute(self, spec, config, resolved, refs, key) -> ArtifactRef:
+        partial = self.store.begin(spec.name, key, keep_partial=spec.resumable)
+        run_file = partial / RUN_ID_FILE
+        previous = run_file.read_text().strip() if run_file.exists() else None
+        resumed = previous is not None
+        run_id = None
+        if self.tracker:
+            run_id = self.tracker.start(
+                spec.name,
+                self.parent_run_id,
+                self._tags(spec, key, refs, cache_hit=False),
+                resume_run_id=previous,
+            )
+            run_file.write_text(run_id)
+            self.tracker.log_params(run_id, resolved)
+        verb = "resuming" if resumed else "running"
+        print(f"[{verb}] {spec.name} {key}", flush=True)
+        ctx = StageContext(
+            spec, config, resolved, refs, partial, self.tracker, run_id, self.base_dir, resumed
+        )
+        started = time.time()
+        try:
+            meta = spec.run(ctx) or {}
+        except BaseException:
+            if self.tracker and run_id:
+                self.tracker.end(run_id, ok=False)
+            raise
+        finished = time.time()
+        manifest = {
+            "stage": spec.name,
+            "version": spec.version,
+            "key": key,
+            "config": resolved,
+            "inputs": {k: {"stage": v.stage, "key": v.key} for k, v in refs.items()},
+            "counts": ctx.counts,
+            "skipped": ctx.skipped,
+            "metrics": ctx.metrics,
+            "pictures": ctx.pictures,
+            "metadata": meta,
+            "started_at": _iso(started),
+            "finished_at": _iso(finished),
+            "seconds": round(finished - started, 3),
+            "mlflow_run_id": run_id,
+            "package_version": __version__,
+        }
+        run_file.unlink(missing_ok=True)
+        ref = self.store.commit(spec.name, key, manifest)
+        if self.tracker and run_id:
+            self.tracker.log_artifact(run_id, Path(ref.path) / "manifest.json")
+            self.tracker.log_metrics(run_id, {"seconds": finished - started, **ctx.counts})
+            self.tracker.set_tags(run_id, {"artifact_path": ref.path})
+            self.tracker.end(run_id)
+        print(f"[done] {spec.name} {key} in {finished - started:.1f} s -> {ref.path}", flush=True)
+        return ref
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
+
+
+def dumps_result(obj: dict[str, Any]) -> str:
+    """One-line JSON for the CLI's ``--json`` contract."""
+    return json.dumps(obj, sort_keys=False)

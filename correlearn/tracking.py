@@ -1,0 +1,140 @@
+"""MLflow tracking: one run per flow, one nested run per stage.
+
+The explicit :class:`mlflow.MlflowClient` API is used instead of the fluent one because Prefect runs
+tasks in worker threads, and the fluent API keeps its active run in thread-local state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from correlearn.workspace import Workspace
+
+EXPERIMENT = "correlearn"
+_MAX_PARAM = 6000
+
+
+class TrackingError(RuntimeError):
+    """The tracking server is unreachable or refused a call."""
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten a nested config to dotted keys; lists and other leaves become JSON strings."""
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            text = v if isinstance(v, str) else json.dumps(v, default=str)
+            out[key] = text[:_MAX_PARAM]
+    return out
+
+
+def check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail before any work starts when an HTTP tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as r:
+            if r.status != 200:
+                raise TrackingError(f"MLflow server {uri} answered /health with {r.status}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingError(
+            f"MLFLOW_TRACKING_URI={uri} does not answer ({exc}); start it (make server) "
+            "or unset MLFLOW_TRACKING_URI to track in the local store"
+        ) from None
+
+
+class Tracker:
+    """A thin layer over :class:`mlflow.MlflowClient` bound to the workspace's experiment."""
+
+    def __init__(self, ws: Workspace):
+        import mlflow  # Heavy import, kept out of module import time for the CLI's --help.
+
+        self.uri = ws.tracking_uri
+        check_server(self.uri)
+        self.client = mlflow.MlflowClient(tracking_uri=self.uri)
+        exp = self.client.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            # The local store sets its artifact location explicitly so artifacts land in the
+            # workspace, not in whatever the current directory is.
+            location = None if self.uri.startswith("http") else ws.mlflow_artifacts.as_uri()
+            self.experiment_id = self.client.create_experiment(
+                EXPERIMENT, artifact_location=location
+            )
+        else:
+            self.experiment_id = exp.experiment_id
+
+    def start(
+        self,
+        name: str,
+        parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        resume_run_id: str | None = None,
+    ) -> str:
+        """Create a run (nested under ``parent_run_id``) or reopen ``resume_run_id``."""
+        if resume_run_id:
+            try:
+                self.client.update_run(resume_run_id, status="RUNNING")
+                return resume_run_id
+            except Exception:  # noqa: BLE001 - a deleted run: start a fresh one
+                pass
+        all_tags = {"mlflow.runName": name, **(tags or {})}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=name)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Log a (nested) config as flattened params; re-logging an unchanged value is allowed."""
+        from mlflow.entities import Param
+
+        flat = flatten(params)
+        existing = self.client.get_run(run_id).data.params
+        items = [Param(k, v) for k, v in flat.items() if k not in existing]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log numeric metrics at a step (non-numbers are skipped)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(k, float(v), now, int(step or 0))
+            for k, v in metrics.items()
+            if isinstance(v, int | float) and v == v  # v == v drops NaN
+        ]
+        if items:
+            self.client.log_batch(run_id, metrics=items)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        """Set string tags."""
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, str(v))
+
+    def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload one file or folder to the run's artifacts."""
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+        elif path.exists():
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def end(self, run_id: str, ok: bool = True) -> None:
+        """Mark the run FINISHED or FAILED."""
+        self.client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
+
+
+def run_url(tracker: Tracker, run_id: str) -> str:
+    """A link to a run in the MLflow UI (for a server URI) or the local store's UI (``make ui``)."""
+    base = tracker.uri if tracker.uri.startswith("http") else "http://127.0.0.1:5000"
+    base = os.environ.get("CORRELEARN_MLFLOW_UI", base)
+    return f"{base.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs/{run_id}"

@@ -1,0 +1,110 @@
+"""What every flow shares: one Prefect task that runs one stage, and the flow's MLflow parent run.
+
+Tasks pass artifact references (small dicts), never tensors. A flow never computes: it names stages
+and wires their outputs to inputs.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from correlearn.pipeline import Pipeline, StageResult
+from correlearn.registry import stage_registry
+from correlearn.tracking import Tracker
+from correlearn.workspace import activate
+
+
+@task(name="stage", task_run_name="{stage}", cache_policy=NO_CACHE, persist_result=False)
+def stage_task(
+    stage: str,
+    config: str,
+    overrides: list[str],
+    inputs: dict[str, dict[str, Any]],
+    parent_run_id: str | None,
+    force: bool = False,
+    section: str | None = None,
+    stage_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one stage through the artifact store; returns its ``StageResult`` as a dict."""
+    ws = activate()
+    pipe = Pipeline(config, stage_registry(), ws, overrides, Tracker(ws), parent_run_id)
+    res = pipe.run_stage(
+        stage,
+        inputs={k: StageResult.from_dict(v) for k, v in inputs.items()},
+        section=section,
+        overrides=stage_overrides,
+        force=force,
+    )
+    return res.to_dict()
+
+
+@dataclass
+class FlowSession:
+    """Bookkeeping of one flow run: its parent MLflow run, forced stages, results, stop point."""
+
+    flow: str
+    config: str
+    overrides: list[str]
+    force: list[str]
+    stop_after: str | None
+    parent_run_id: str | None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False
+
+    def run(
+        self,
+        stage: str,
+        inputs: dict[str, dict[str, Any]] | None = None,
+        section: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        label: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Run a stage as a Prefect task unless the flow already stopped; returns its result."""
+        if self.stopped:
+            return None
+        res = stage_task.with_options(task_run_name=label or section or stage)(
+            stage,
+            self.config,
+            self.overrides,
+            inputs or {},
+            self.parent_run_id,
+            force=stage in self.force or (section or "") in self.force,
+            section=section,
+            stage_overrides=overrides,
+        )
+        res = {**res, "label": label or section or stage}
+        self.results.append(res)
+        if self.stop_after in (stage, section, label):
+            self.stopped = True
+        return res
+
+    def summary(self) -> dict[str, Any]:
+        """The flow's ``--json`` object."""
+        return {"flow": self.flow, "stages": self.results}
+
+
+@contextmanager
+def flow_session(flow: str, config: str, overrides, force, stop_after):
+    """Open the flow's MLflow parent run, yield a :class:`FlowSession`, close the run."""
+    ws = activate()
+    tracker = Tracker(ws)
+    Pipeline(config, stage_registry(), ws, overrides)  # fail fast on a bad config
+    run_id = tracker.start(flow, tags={"flow": flow, "config": str(Path(config).name)})
+    tracker.log_artifact(run_id, config, "config")
+    session = FlowSession(flow, config, list(overrides), list(force), stop_after, run_id)
+    print(f"== flow {flow} (MLflow run {run_id}) ==", flush=True)
+    try:
+        yield session
+    except BaseException:
+        tracker.end(run_id, ok=False)
+        raise
+    hits = sum(r["cache_hit"] for r in session.results)
+    tracker.log_metrics(run_id, {"stages": len(session.results), "cache_hits": hits})
+    tracker.end(run_id)
+    print(f"== flow {flow}: {len(session.results)} stages, {hits} cache hits ==", flush=True)

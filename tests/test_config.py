@@ -1,0 +1,48 @@
+import pytest
+
+from correlearn.config import ConfigError, StrictModel, apply_overrides, load_yaml, validate
+
+
+class Inner(StrictModel):
+    lr: float = 0.1
+    sizes: list[int] = [1, 2]
+
+
+class Outer(StrictModel):
+    name: str = "x"
+    inner: Inner = Inner()
+
+
+def test_overrides_are_parsed_as_yaml():
+    raw = apply_overrides({"inner": {"lr": 1.0}}, ["inner.lr=1e-3", "inner.sizes=[3, 4]", "name=y"])
+    cfg = validate(Outer, raw)
+    assert cfg.inner.lr == pytest.approx(1e-3)
+    assert cfg.inner.sizes == [3, 4]
+    assert cfg.name == "y"
+
+
+def test_unknown_key_is_an_error_naming_the_key():
+    with pytest.raises(ConfigError, match=r"inner\.lrr: unknown key"):
+        validate(Outer, {"inner": {"lrr": 1}}, "demo.yaml")
+
+
+def test_wrong_type_is_an_error_naming_the_key():
+    with pytest.raises(ConfigError, match=r"demo.yaml: inner\.lr"):
+        validate(Outer, {"inner": {"lr": "fast"}}, "demo.yaml")
+
+
+def test_bad_override_and_files(tmp_path):
+    with pytest.raises(ConfigError, match="key.path=value"):
+        apply_overrides({}, ["novalue"])
+    with pytest.raises(ConfigError, match="not a section"):
+        apply_overrides({"a": 1}, ["a.b=2"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_yaml(bad)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_yaml(lst)
