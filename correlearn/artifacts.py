@@ -180,9 +180,7 @@ class ArtifactStore:
 
     def find(self, key: str) -> tuple[str, str]:
         """Resolve a key or unique key prefix to (stage, key) across stages."""
-        hits = [
-            (m["stage"], m["key"]) for m in self.list() if m["key"].startswith(key)
-        ]
+        hits = [(m["stage"], m["key"]) for m in self.list() if m["key"].startswith(key)]
         if not hits:
             raise ArtifactError(f"no artifact with key {key!r} under {self.root}")
         if len(hits) > 1:

@@ -23,8 +23,9 @@ def _stage_run(args: argparse.Namespace) -> int:
     from correlearn.tracking import Tracker
 
     ws = activate()
-    tracker = Tracker(ws)
-    pipe = Pipeline(args.config, stage_registry(), ws, args.set, tracker)
+    pipe = Pipeline(args.config, stage_registry(), ws, args.set)
+    pipe.section(args.stage, args.section)  # a bad config fails before any work or tracking
+    pipe.tracker = Tracker(ws)
     res = pipe.run_stage(args.stage, section=args.section, force=args.force)
     if args.json:
         print(json.dumps({k: v for k, v in res.to_dict().items() if k != "forced"}))
@@ -79,7 +80,11 @@ def _artifacts_show(args: argparse.Namespace) -> int:
     manifest = store.manifest(stage, key)
     print(json.dumps(manifest, indent=2, sort_keys=True))
     for name, inp in manifest.get("inputs", {}).items():
-        m = store.manifest(inp["stage"], inp["key"]) if store.exists(inp["stage"], inp["key"]) else {}
+        m = (
+            store.manifest(inp["stage"], inp["key"])
+            if store.exists(inp["stage"], inp["key"])
+            else {}
+        )
         print(f"input {name}: {inp['stage']}/{inp['key']} ({m.get('finished_at', 'missing')})")
     return 0
 

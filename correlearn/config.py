@@ -79,11 +79,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """Turn a pydantic error into one line per bad key: ``source: a.b: message``."""
+def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
+    """Turn a pydantic error into one line per bad key: ``source: prefix.a.b: message``."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]]) or "<root>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -91,9 +91,18 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def validate(model: type[BaseModel], raw: dict[str, Any], source: str = "config") -> Any:
-    """Validate ``raw`` against ``model``; raise :class:`ConfigError` naming every bad key."""
+def validate(
+    model: type[BaseModel], raw: dict[str, Any], source: str = "config", prefix: str = ""
+) -> Any:
+    """Validate ``raw`` against ``model``; raise :class:`ConfigError` naming every bad key.
+
+    Args:
+        model: the pydantic model.
+        raw: the mapping to validate.
+        source: where it came from (a file name), first in each error line.
+        prefix: dotted path of ``raw`` inside the file (a section name), prepended to keys.
+    """
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, prefix)) from None

@@ -56,6 +56,7 @@ class Pipeline:
         parent_run_id: str | None = None,
     ):
         self.config_path = Path(config_path).resolve()
+        self.overrides = list(overrides or [])
         self.base_dir = self.config_path.parent
         self.raw = apply_overrides(load_yaml(self.config_path), overrides)
         self.registry = registry
@@ -81,7 +82,7 @@ class Pipeline:
         name = section or stage
         raw = dict(self.raw.get(name) or {})
         raw.update(overrides or {})
-        return validate(spec.config_model, raw, f"{self.config_path.name}: {name}")
+        return validate(spec.config_model, raw, self.config_path.name, prefix=name)
 
     def _spec(self, stage: str) -> StageSpec:
         if stage not in self.registry:
@@ -143,7 +144,15 @@ class Pipeline:
             if self.store.exists(stage, key) and not force:
                 return StageResult(self.store.ref(stage, key), cache_hit=True)
             existed = self.store.exists(stage, key)
-            ref = self._compute(spec, config, resolved, refs, key)
+            job = {
+                "config": str(self.config_path),
+                "overrides": self.overrides,
+                "stage": stage,
+                "section": section,
+                "stage_overrides": overrides,
+                "inputs": {k: v.to_dict() for k, v in refs.items()},
+            }
+            ref = self._compute(spec, config, resolved, refs, key, job)
         return StageResult(ref, cache_hit=False, forced=existed)
 
     def _record_cache_hit(self, spec: StageSpec, key: str, resolved: dict, refs: dict) -> None:
@@ -164,7 +173,7 @@ class Pipeline:
         tags.update({f"input.{k}": f"{v.stage}/{v.key}" for k, v in refs.items()})
         return tags
 
-    def _compute(self, spec, config, resolved, refs, key) -> ArtifactRef:
+    def _compute(self, spec, config, resolved, refs, key, job) -> ArtifactRef:
         partial = self.store.begin(spec.name, key, keep_partial=spec.resumable)
         run_file = partial / RUN_ID_FILE
         previous = run_file.read_text().strip() if run_file.exists() else None
@@ -184,6 +193,7 @@ class Pipeline:
         ctx = StageContext(
             spec, config, resolved, refs, partial, self.tracker, run_id, self.base_dir, resumed
         )
+        ctx.job = job  # how to rebuild this call in another process (torchrun workers)
         started = time.time()
         try:
             meta = spec.run(ctx) or {}

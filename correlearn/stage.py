@@ -78,6 +78,7 @@ class StageContext:
         self.skipped: list[dict[str, str]] = []
         self.metrics: dict[str, float] = {}
         self.pictures: list[str] = []
+        self.job: dict[str, Any] = {}
 
     def input_path(self, name: str) -> Path:
         """Folder of the input artifact ``name``."""

@@ -56,7 +56,12 @@ class Tracker:
     """A thin layer over :class:`mlflow.MlflowClient` bound to the workspace's experiment."""
 
     def __init__(self, ws: Workspace):
+        import logging
+
         import mlflow  # Heavy import, kept out of module import time for the CLI's --help.
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
         self.uri = ws.tracking_uri
         check_server(self.uri)

@@ -80,7 +80,7 @@ class FlowSession:
         )
         res = {**res, "label": label or section or stage}
         self.results.append(res)
-        if self.stop_after in (stage, section, label):
+        if self.stop_after is not None and self.stop_after in (stage, section, label):
             self.stopped = True
         return res
 

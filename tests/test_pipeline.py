@@ -82,7 +82,9 @@ def test_cache_hit_recomputes_nothing_and_is_recorded(pipe_factory):
         by_hit.setdefault(r.data.tags["cache_hit"], []).append(r.data.tags["stage"])
     assert sorted(by_hit["false"]) == ["src", "sum"]
     assert sorted(by_hit["true"]) == ["src", "sum"]
-    computed = [r for r in runs if r.data.tags["cache_hit"] == "false" and r.data.tags["stage"] == "sum"][0]
+    computed = [
+        r for r in runs if r.data.tags["cache_hit"] == "false" and r.data.tags["stage"] == "sum"
+    ][0]
     assert computed.data.params["scale"] == "2"
     assert computed.data.metrics["total"] == 12.0
     assert computed.data.tags["input.src"].startswith("src/")
@@ -131,7 +133,9 @@ def test_killed_stage_leaves_nothing_finished_and_resumes(pipe_factory):
     p = make(["sum.crash_after=2"])
     assert p.store.list("sum") == []
     assert len(list((p.store.root / "sum").glob(".partial-*"))) == 1
-    failed = [r for r in tracker.client.search_runs([tracker.experiment_id]) if r.info.status == "FAILED"]
+    failed = [
+        r for r in tracker.client.search_runs([tracker.experiment_id]) if r.info.status == "FAILED"
+    ]
     assert len(failed) == 1
 
 
@@ -161,7 +165,11 @@ def test_resume_continues_same_run(pipe_factory, monkeypatch):
     assert json.loads(open(r.ref.path + "/sum.json").read()) == 12
     run = tracker.client.get_run(m["mlflow_run_id"])
     assert run.info.status == "FINISHED"
-    sum_runs = [x for x in tracker.client.search_runs([tracker.experiment_id]) if x.data.tags["stage"] == "sum"]
+    sum_runs = [
+        x
+        for x in tracker.client.search_runs([tracker.experiment_id])
+        if x.data.tags["stage"] == "sum"
+    ]
     assert len(sum_runs) == 1  # the killed run was continued, not duplicated
 
 
@@ -171,5 +179,5 @@ def test_unknown_section_and_stage(pipe_factory, tmp_path):
         make(["bogus.x=1"])
     with pytest.raises(ConfigError, match="unknown stage"):
         make().run_stage("nope")
-    with pytest.raises(ConfigError, match=r"sum: scale"):
+    with pytest.raises(ConfigError, match=r"p.yaml: sum.scale"):
         make(["sum.scale=lots"]).run_stage("sum")

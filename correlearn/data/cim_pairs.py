@@ -1,0 +1,258 @@
+"""Exemplar-context pairs of CIM (Li et al. 2023, "Correlational Image Modeling", Sec. 3.2, Fig. 3).
+
+A square *context* c (m x m) is a random-resized crop of the image; each *exemplar* z (n x n) is a
+rotated rectangle cut from the context with scale ratio r0 = (h * w) / (m * m), shape ratio
+r1 = h / w and rotation alpha, resampled to n x n. The ground-truth correlation map
+y in {0, 1}^(m x m) marks exactly that rotated rectangle in the context (Sec. 3.2 "Cropping
+strategy"). Photometric transformations go on the exemplars only (Table 1d).
+
+Geometry convention: continuous pixel coordinates, the context spans [0, W] x [0, H], pixel (i, j)
+has its centre at (x, y) = (j + 0.5, i + 0.5), y points down. A box (cx, cy, w, h, angle) is the
+rectangle of width w and height h around (cx, cy), turned counter-clockwise on screen by ``angle``
+degrees: its local point (u, v) sits at (cx + u cos a + v sin a, cy - u sin a + v cos a).
+
+Every function draws all randomness from an explicit ``numpy.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as TF
+import torchvision.transforms.v2.functional as F
+from pydantic import Field
+from torchvision.transforms import InterpolationMode
+
+from correlearn.config import StrictModel
+from correlearn.data.augment import ViewAug, hflip, normalize, photometric, rrc_params, to_chw
+
+#: The ref code's exemplar transformations (tools/main_pretrain.py, ``--common_aug
+#: --template_aug``): jitter (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale 0.2, blur sigma (0.1, 2) p 0.5,
+#: solarize 0.2, flip 0.5.
+#: The blur kernel is 0.2 x 64 -> 13 px, i.e. +-3 sigma at sigma = 2 like the ref code's PIL blur.
+CIM_EXEMPLAR_AUG = ViewAug(blur_p=0.5, solarize_p=0.2, blur_kernel_frac=0.2)
+
+# Shortest exemplar side in context pixels: a rectangle this thick always covers a pixel centre,
+# so a ground-truth map is never empty even for r0 -> 0 (the paper's range is the open (0, 1)).
+_MIN_SIDE_PX = 2.0
+
+
+class CIMPairConfig(StrictModel):
+    """Pair generation of CIM (Sec. 3.2, Table 1, Sec. 4.1); every range is a config value.
+
+    Attributes:
+        context_size: m, side of the square context (Sec. 4.1: 160).
+        context_scale: random-resized-crop area range of the context, fraction of the image (ref
+            code ``--context_min_scale 0.5``).
+        context_ratio: aspect range (w / h) of the context crop (torchvision's default, ref code).
+        context_flip_p: horizontal flip of the context crop (ref code ``RandomHorizontalFlip``);
+            exemplars are cut after the flip so the maps stay consistent.
+        exemplar_size: n, side of the square exemplar (Sec. 4.1: 64).
+        num_exemplars: exemplars per context (Sec. 4.1: 6, 160^2 + 6 x 64^2 px = 196 tokens).
+        exemplar_scale: range of r0 = crop area / context area, sampled uniformly. Default (0, 1):
+            the paper's best (Table 1a, "random r0 in (0, 1.0)"), binding per METHODS.md where
+            paper and ref code disagree; the ref code's range is ``(0.05, 0.48)``
+            (scripts/dist_pretrain.sh). Crops that do not fit are shrunk, see
+            :func:`sample_exemplar_geometry`.
+        exemplar_shape: range of r1 = h / w, sampled log-uniformly (Table 1b best [1/3, 3]; the ref
+            code samples it log-uniformly as torchvision's aspect ratio).
+        rotation: range of alpha in degrees, uniform (Table 1c best [-45, 45]).
+        transform_exemplars: photometric transformations + flip on each exemplar (Table 1d best).
+        transform_context: photometric transformations (no flip: the map would move) on the
+            context as well (Table 1d ablation; off by default).
+        exemplar_aug: the transformations' parameters (``scale``/``ratio`` are unused here).
+    """
+
+    context_size: int = Field(160, ge=8)
+    context_scale: tuple[float, float] = (0.5, 1.0)
+    context_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    context_flip_p: float = Field(0.5, ge=0.0, le=1.0)
+    exemplar_size: int = Field(64, ge=4)
+    num_exemplars: int = Field(6, ge=1)
+    exemplar_scale: tuple[float, float] = (0.0, 1.0)
+    exemplar_shape: tuple[float, float] = (1 / 3, 3.0)
+    rotation: tuple[float, float] = (-45.0, 45.0)
+    transform_exemplars: bool = True
+    transform_context: bool = False
+    exemplar_aug: ViewAug = Field(default_factory=lambda: CIM_EXEMPLAR_AUG.model_copy())
+
+
+class ExemplarBox(NamedTuple):
+    """A rotated rectangle in context pixels (module docstring convention); angle in degrees."""
+
+    cx: float
+    cy: float
+    w: float
+    h: float
+    angle: float
+
+
+def _extent(w: float, h: float, angle: float) -> tuple[float, float]:
+    """Width and height of the axis-aligned bounding box of a (w, h) rectangle turned by angle."""
+    a = math.radians(angle)
+    c, s = abs(math.cos(a)), abs(math.sin(a))
+    return w * c + h * s, w * s + h * c
+
+
+def sample_exemplar_geometry(rng: np.random.Generator, m: int, cfg: CIMPairConfig) -> ExemplarBox:
+    """Draw r0, r1 and alpha (Sec. 3.2, Fig. 3) and place the rotated crop inside the context.
+
+    r0 ~ U(exemplar_scale), r1 ~ logU(exemplar_shape), alpha ~ U(rotation); w = sqrt(r0 m^2 / r1),
+    h = r1 w. When the turned rectangle's bounding box is wider or taller than the context (large
+    r0 with elongated or rotated crops) the rectangle is *shrunk* about its centre until it fits,
+    keeping r1 and alpha: a resample loop would instead skew the drawn shapes and angles towards
+    the easy ones. The centre is then uniform over the positions whose bounding box lies inside.
+    Always six draws, so the stream stays aligned whatever the outcome.
+
+    Args:
+        rng: the random generator.
+        m: context side in pixels.
+        cfg: the ranges.
+
+    Returns:
+        The box; its four corners lie in [0, m] x [0, m].
+    """
+    r0 = rng.uniform(*cfg.exemplar_scale)
+    r1 = math.exp(rng.uniform(math.log(cfg.exemplar_shape[0]), math.log(cfg.exemplar_shape[1])))
+    angle = float(rng.uniform(*cfg.rotation))
+    area = r0 * m * m
+    w = max(math.sqrt(area / r1), _MIN_SIDE_PX)
+    h = max(r1 * w, _MIN_SIDE_PX)
+    bw, bh = _extent(w, h, angle)
+    shrink = min(1.0, m / bw, m / bh)
+    w, h, bw, bh = w * shrink, h * shrink, bw * shrink, bh * shrink
+    # max(.., 0) absorbs the rounding of a box that fits exactly.
+    cx = bw / 2 + float(rng.uniform()) * max(m - bw, 0.0)
+    cy = bh / 2 + float(rng.uniform()) * max(m - bh, 0.0)
+    return ExemplarBox(cx, cy, w, h, angle)
+
+
+def box_corners(box: ExemplarBox) -> np.ndarray:
+    """(4, 2) corners (x, y): local (-w/2, -h/2), (w/2, -h/2), (w/2, h/2), (-w/2, h/2) in turn."""
+    a = math.radians(box.angle)
+    c, s = math.cos(a), math.sin(a)
+    u = np.array([-1, 1, 1, -1]) * box.w / 2
+    v = np.array([-1, -1, 1, 1]) * box.h / 2
+    return np.stack([box.cx + u * c + v * s, box.cy - u * s + v * c], axis=1)
+
+
+def cut_exemplar(context: torch.Tensor, box: ExemplarBox, n: int) -> torch.Tensor:
+    """Resample the rotated rectangle ``box`` of the context to an n x n exemplar (Sec. 3.2).
+
+    Output pixel (p, q) reads the context at local point (u, v) = (((q + .5) / n - .5) w,
+    ((p + .5) / n - .5) h) bilinearly, so the exemplar holds exactly the region that
+    :func:`gt_map` marks, upright. When the box is larger than n the grid is supersampled k-fold
+    and average-pooled (antialiasing; the ref code's PIL resize also antialiases).
+
+    Args:
+        context: (3, H, W) uint8 or float image.
+        box: the region in context pixels.
+        n: exemplar side.
+
+    Returns:
+        (3, n, n) exemplar of the context's dtype.
+    """
+    k = max(1, math.ceil(max(box.w, box.h) / n))
+    t = (torch.arange(n * k, dtype=torch.float64) + 0.5) / (n * k) - 0.5
+    u, v = t[None, :] * box.w, t[:, None] * box.h
+    a = math.radians(box.angle)
+    c, s = math.cos(a), math.sin(a)
+    x = box.cx + u * c + v * s
+    y = box.cy - u * s + v * c
+    height, width = context.shape[-2:]
+    grid = torch.stack([2 * x / width - 1, 2 * y / height - 1], dim=-1)
+    img = context.unsqueeze(0).float()
+    out = TF.grid_sample(
+        img, grid.unsqueeze(0).float(), mode="bilinear", padding_mode="border", align_corners=False
+    )
+    if k > 1:
+        out = TF.avg_pool2d(out, k)
+    out = out[0]
+    if context.dtype == torch.uint8:
+        return out.round().clamp(0, 255).to(torch.uint8)
+    return out.to(context.dtype)
+
+
+def gt_map(box: ExemplarBox, m: int | tuple[int, int]) -> torch.Tensor:
+    """Ground-truth correlation map y (Sec. 3.2): 1 on the pixels whose centre is inside the box.
+
+    Args:
+        box: the exemplar's region in context pixels.
+        m: context side, or (H, W).
+
+    Returns:
+        (H, W) uint8 in {0, 1}; its sum approximates w * h up to the rasterisation of the border.
+    """
+    height, width = (m, m) if isinstance(m, int) else m
+    ys = torch.arange(height, dtype=torch.float64)[:, None] + 0.5 - box.cy
+    xs = torch.arange(width, dtype=torch.float64)[None, :] + 0.5 - box.cx
+    a = math.radians(box.angle)
+    c, s = math.cos(a), math.sin(a)
+    # Inverse of the corner map of the module docstring: pixel centre -> local (u, v).
+    u = xs * c - ys * s
+    v = xs * s + ys * c
+    return ((u.abs() <= box.w / 2) & (v.abs() <= box.h / 2)).to(torch.uint8)
+
+
+def make_cim_sample(
+    img: np.ndarray | torch.Tensor, rng: np.random.Generator, cfg: CIMPairConfig
+) -> dict[str, torch.Tensor]:
+    """One context, its E exemplars and their ground-truth maps (Sec. 3.2, Fig. 3, Table 1).
+
+    The geometry and the transformations use two child generators, so switching
+    ``transform_exemplars`` / ``transform_context`` leaves the context and the crops unchanged.
+
+    Args:
+        img: (H, W, 3) numpy or (3, H, W) tensor, uint8.
+        rng: the random generator; the sample is a pure function of its state.
+        cfg: the pair config (m = ``context_size``, n = ``exemplar_size``, E = ``num_exemplars``).
+
+    Returns:
+        ``context`` (3, m, m) float normalised, ``exemplars`` (E, 3, n, n) float normalised,
+        ``maps`` (E, m, m) float in {0, 1}.
+    """
+    geo_rng, aug_rng = (np.random.default_rng(s) for s in rng.integers(0, 2**62, size=2))
+    m, n = cfg.context_size, cfg.exemplar_size
+    x = to_chw(img)
+    top, left, h, w = rrc_params(
+        geo_rng, x.shape[-2], x.shape[-1], cfg.context_scale, cfg.context_ratio
+    )
+    context = F.resized_crop(
+        x, top, left, h, w, [m, m], interpolation=InterpolationMode.BICUBIC, antialias=True
+    )
+    context = hflip(context, cfg.context_flip_p, geo_rng)
+    exemplars, maps = [], []
+    for _ in range(cfg.num_exemplars):
+        box = sample_exemplar_geometry(geo_rng, m, cfg)
+        z = cut_exemplar(context, box, n)
+        if cfg.transform_exemplars:
+            z = hflip(photometric(z, aug_rng, cfg.exemplar_aug), cfg.exemplar_aug.flip_p, aug_rng)
+        exemplars.append(z)
+        maps.append(gt_map(box, m))
+    if cfg.transform_context:
+        context = photometric(context, aug_rng, cfg.exemplar_aug)
+    return {
+        "context": normalize(context),
+        "exemplars": normalize(torch.stack(exemplars)),
+        "maps": torch.stack(maps).float(),
+    }
+
+
+def build_cim_batch(
+    samples: list[np.ndarray | torch.Tensor], rng: np.random.Generator, cfg: CIMPairConfig
+) -> dict[str, torch.Tensor]:
+    """Make and stack the CIM samples of B images (:func:`make_cim_sample`).
+
+    Args:
+        samples: B uint8 images, (H, W, 3) numpy or (3, H, W) tensors; sizes may differ.
+        rng: the random generator; the batch is a pure function of its state.
+        cfg: the pair config.
+
+    Returns:
+        ``context`` (B, 3, m, m), ``exemplars`` (B, E, 3, n, n), ``maps`` (B, E, m, m), float32.
+    """
+    items = [make_cim_sample(img, rng, cfg) for img in samples]
+    return {k: torch.stack([it[k] for it in items]) for k in ("context", "exemplars", "maps")}

@@ -1,0 +1,342 @@
+"""CIM: Correlational Image Modeling (Li, Xie & Loy, CVPR 2023), crop-and-correlate pre-training.
+
+The online encoder f_theta encodes the exemplars, an EMA target f_xi the context (eq. 2-3); a
+lightweight decoder with one cross-attention layer (context queries, exemplar keys/values, eq. 4-5)
+and a linear predictor (eq. 6) predicts each exemplar's correlation map over the context, trained
+with cross-entropy (eq. 7). Pairs come from :mod:`correlearn.data.cim_pairs`.
+
+Decoder details from the ref code (weivision/Correlational-Image-Modeling, models/cim.py,
+models/nn_util.py): one ``Linear(D, 512)`` embeds both streams; the cross-attention block is
+pre-norm with one LayerNorm shared by queries and keys (so f_c, f_k, f_v of eq. 4 are that
+embedding followed by the block's q/k/v maps); 16 heads; a final LayerNorm before the 2-class
+linear predictor; bilinear upsampling of the logits to m x m. The ref code keeps the CLS token in
+the decoder; here only patch tokens (ViT) or res5 cells (ResNet) are used, as the brief asks.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+from torchvision.utils import make_grid
+
+from correlearn.config import StrictModel
+from correlearn.data.augment import denormalize
+from correlearn.data.cim_pairs import CIMPairConfig
+from correlearn.methods.cim_losses import MAP_LOSSES, focal_map_loss, map_iou
+from correlearn.methods.ema import ema_update
+from correlearn.models import build_backbone
+
+
+class CIMConfig(StrictModel):
+    """CIM method config: paper defaults (Sec. 3.2, 4.1) and ref-code details where it is silent.
+
+    Attributes:
+        backbone: encoder architecture (paper ablations: ViT-B/16; ResNet-50 in Table 6).
+        backbone_kwargs: passed to ``build_backbone``.
+        base_tau: EMA decay at step 0, rising to 1 on a cosine (eq. 3; ref code 0.99).
+        bootstrap: Table 2. ``online_exemplar_target_context``: theta encodes exemplars, the EMA
+            xi the context (best); ``shared``: one encoder, no EMA; ``reverse`` (xi -> theta):
+            the EMA target encodes the exemplars and the online encoder the context.
+        decoder_dim: decoder width (Fig. 4d: 512).
+        decoder_depth: cross-attention layers (Fig. 4c: 1 is best).
+        decoder_heads: attention heads (ref code ``decoder_num_heads=16``).
+        mlp_ratio: hidden width of the decoder MLP / decoder_dim (ref code 4).
+        correlation: Fig. 4a. ``cross_attention`` (eq. 4, global) or ``conv``: SiamFC/SiamRPN++
+            depthwise correlation, the exemplar's feature map as kernels slid over the context.
+        loss: Table 3: ``ce`` (eq. 7, best), ``balanced_ce``, ``mse``, ``focal``.
+        exemplar_reduction: ``sum`` over exemplars of the per-exemplar mean loss (ref code:
+            ``loss += CrossEntropyLoss()(pred_e, mask_e)``; eq. 7 defines one map only) or ``mean``.
+        focal_alpha: alpha of the focal loss.
+        focal_gamma: gamma of the focal loss.
+        align_corners: of the logit upsampling. False puts token centres at patch centres; the
+            ref code's ``nn.Upsample(align_corners=True)`` stretches them to the border pixels.
+        freeze_patch_embed: ViT only, fix the random patch projection (the ref code's
+            ``stop_grad_conv=True``, MoCo v3's trick; the paper does not mention it).
+        pair: exemplar-context pair generation.
+    """
+
+    backbone: str = "vit_base_patch16"
+    backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
+    base_tau: float = Field(0.99, ge=0.0, le=1.0)
+    bootstrap: Literal["online_exemplar_target_context", "shared", "reverse"] = (
+        "online_exemplar_target_context"
+    )
+    decoder_dim: int = Field(512, ge=1)
+    decoder_depth: int = Field(1, ge=1)
+    decoder_heads: int = Field(16, ge=1)
+    mlp_ratio: float = Field(4.0, gt=0.0)
+    correlation: Literal["cross_attention", "conv"] = "cross_attention"
+    loss: Literal["ce", "balanced_ce", "mse", "focal"] = "ce"
+    exemplar_reduction: Literal["sum", "mean"] = "sum"
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    align_corners: bool = False
+    freeze_patch_embed: bool = False
+    pair: CIMPairConfig = Field(default_factory=CIMPairConfig)
+
+
+@functools.lru_cache(maxsize=16)
+def sincos_2d(dim: int, h: int, w: int) -> torch.Tensor:
+    """Fixed 2-D sin-cos position encoding (MAE's, used for CIM's PE in eq. 4): (h * w, dim).
+
+    The first half of the channels encodes the column, the second the row, each as
+    [sin(p * omega), cos(p * omega)] with omega_i = 10000^(-i / (dim / 4)).
+    """
+    if dim % 4:
+        raise ValueError(f"sin-cos position encoding needs dim % 4 == 0, got {dim}")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
+    rows, cols = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
+
+    def enc(pos: torch.Tensor) -> torch.Tensor:
+        out = pos.reshape(-1, 1) * omega[None]
+        return torch.cat([out.sin(), out.cos()], dim=1)
+
+    return torch.cat([enc(cols), enc(rows)], dim=1).float()
+
+
+class CrossAttentionBlock(nn.Module):
+    """Eq. 4-5: a = softmax(q k^T / sqrt(d)) v; h = h_c + a + MLP(LN(h_c + a)); multi-head.
+
+    Pre-norm as the ref code's ``CrossBlock``: q from LN(h_c), k and v from LN(h_z).
+
+    Args:
+        dim: token width d.
+        heads: attention heads.
+        mlp_ratio: MLP hidden width / d.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"decoder_dim {dim} is not divisible by decoder_heads {heads}")
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)  # shared by both streams, as the ref code
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self._make_maps(dim)
+
+    def _make_maps(self, dim: int) -> None:
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+
+    def correlate(
+        self, hc: torch.Tensor, hz: torch.Tensor, grid_c: tuple[int, int], grid_z: tuple[int, int]
+    ) -> torch.Tensor:
+        """(N, Nc, d) context and (N, Nz, d) exemplar tokens -> (N, Nc, d) values a (eq. 4)."""
+        n, nc, d = hc.shape
+        q = self.q(self.norm1(hc)).view(n, nc, self.heads, -1).transpose(1, 2)
+        k, v = self.kv(self.norm1(hz)).view(n, hz.shape[1], 2, self.heads, -1).unbind(2)
+        a = F.scaled_dot_product_attention(q, k.transpose(1, 2), v.transpose(1, 2))
+        return a.transpose(1, 2).reshape(n, nc, d)
+
+    def forward(
+        self, hc: torch.Tensor, hz: torch.Tensor, grid_c: tuple[int, int], grid_z: tuple[int, int]
+    ) -> torch.Tensor:
+        """(N, Nc, d) context and (N, Nz, d) exemplar tokens on their grids -> (N, Nc, d)."""
+        h = hc + self.proj(self.correlate(hc, hz, grid_c, grid_z))
+        return h + self.mlp(self.norm2(h))
+
+
+class ConvCorrelationBlock(CrossAttentionBlock):
+    """Fig. 4a "conv": eq. 5 with a depthwise correlation (SiamRPN++) in place of eq. 4.
+
+    The exemplar's (d, hz, wz) feature map is a per-channel kernel slid over the context's map
+    ('same' padding, divided by hz * wz), so each output token sees a local window only.
+    """
+
+    def _make_maps(self, dim: int) -> None:
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+
+    def correlate(
+        self, hc: torch.Tensor, hz: torch.Tensor, grid_c: tuple[int, int], grid_z: tuple[int, int]
+    ) -> torch.Tensor:
+        """(N, Nc, d) context and (N, Nz, d) exemplar tokens -> (N, Nc, d) correlations."""
+        n, nc, d = hc.shape
+        ctx = self.q(self.norm1(hc)).transpose(1, 2).reshape(1, n * d, *grid_c)
+        ker = self.k(self.norm1(hz)).transpose(1, 2).reshape(n * d, 1, *grid_z)
+        kh, kw = grid_z
+        # 'same' padding by hand: even kernels (4 x 4 ViT cells) pad one more cell after.
+        ctx = F.pad(ctx, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2))
+        a = F.conv2d(ctx, ker, groups=n * d) / (kh * kw)
+        return a.reshape(n, d, nc).transpose(1, 2)
+
+
+class CorrelationDecoder(nn.Module):
+    """CIM's decoder (eq. 4-6): embed, correlate (x depth), LN, linear predictor, upsample.
+
+    Args:
+        in_dim: encoder token width D; the remaining args as :class:`CIMConfig`.
+    """
+
+    def __init__(
+        self, in_dim: int, dim: int, depth: int, heads: int, mlp_ratio: float, correlation: str
+    ) -> None:
+        super().__init__()
+        block = CrossAttentionBlock if correlation == "cross_attention" else ConvCorrelationBlock
+        self.embed = nn.Linear(in_dim, dim)
+        self.blocks = nn.ModuleList(block(dim, heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pred = nn.Linear(dim, 2)  # 2-class logits as the ref code's Conv2d(512, 2, 1)
+        for mod in self.modules():
+            if isinstance(mod, nn.Linear):  # ref code / JAX ViT init
+                nn.init.xavier_uniform_(mod.weight)
+                nn.init.zeros_(mod.bias)
+
+    def forward(
+        self, ctx: torch.Tensor, ex: torch.Tensor, out_size: tuple[int, int], align_corners: bool
+    ) -> torch.Tensor:
+        """Logit maps of every exemplar over its context.
+
+        Args:
+            ctx: (B, D, hc, wc) context feature map h_c.
+            ex: (B * E, D, hz, wz) exemplar feature maps h_z, exemplar e of context b at b * E + e.
+            out_size: (H, W) of the context image.
+            align_corners: of the bilinear upsampling.
+
+        Returns:
+            (B * E, H, W) logits l (y_hat = sigmoid(l)).
+        """
+        b, _, hgt, wid = ctx.shape
+        reps = ex.shape[0] // b
+        pe = sincos_2d(self.embed.out_features, hgt, wid).to(ctx.device, ctx.dtype)
+        # Embed once per context, then repeat per exemplar: every exemplar gets its own map.
+        hc = (self.embed(ctx.flatten(2).transpose(1, 2)) + pe).repeat_interleave(reps, dim=0)
+        hz = self.embed(ex.flatten(2).transpose(1, 2))
+        for blk in self.blocks:
+            hc = blk(hc, hz, (hgt, wid), tuple(ex.shape[-2:]))
+        logits = self.pred(self.norm(hc))
+        diff = (logits[..., 1] - logits[..., 0]).reshape(-1, 1, hgt, wid)
+        up = F.interpolate(diff.float(), out_size, mode="bilinear", align_corners=align_corners)
+        return up[:, 0]
+
+
+class CIM(nn.Module):
+    """Correlational Image Modeling with the methods contract (docs/contracts.md).
+
+    Args:
+        cfg: the method config; default :class:`CIMConfig()`.
+
+    Attributes:
+        backbone: online encoder f_theta (evaluated and exported).
+        target_backbone: EMA encoder f_xi (None for ``bootstrap="shared"``); never gets gradients.
+        decoder: :class:`CorrelationDecoder`.
+        base_tau: EMA decay at step 0.
+    """
+
+    def __init__(self, cfg: CIMConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or CIMConfig()
+        self.base_tau = cfg.base_tau
+        self.backbone = build_backbone(cfg.backbone, **cfg.backbone_kwargs)
+        if cfg.freeze_patch_embed:
+            self.backbone.model.patch_embed.proj.requires_grad_(False)
+        self.target_backbone = None
+        if cfg.bootstrap != "shared":
+            self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
+        self.decoder = CorrelationDecoder(
+            self.backbone.out_dim,
+            cfg.decoder_dim,
+            cfg.decoder_depth,
+            cfg.decoder_heads,
+            cfg.mlp_ratio,
+            cfg.correlation,
+        )
+
+    def encode(
+        self, context: torch.Tensor, exemplars: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 2: h_c and h_z as feature maps; all B * E exemplars go through in one pass.
+
+        Args:
+            context: (B, 3, m, m) normalised contexts.
+            exemplars: (B, E, 3, n, n) normalised exemplars.
+
+        Returns:
+            (B, D, hc, wc) and (B * E, D, hz, wz) (ViT patch tokens / ResNet res5 cells).
+        """
+        flat = exemplars.flatten(0, 1)
+        if self.cfg.bootstrap == "shared":
+            return self.backbone.dense(context), self.backbone.dense(flat)
+        if self.cfg.bootstrap == "reverse":
+            with torch.no_grad():
+                hz = self.target_backbone.dense(flat)
+            return self.backbone.dense(context), hz
+        with torch.no_grad():
+            hc = self.target_backbone.dense(context)
+        return hc, self.backbone.dense(flat)
+
+    def forward_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Eq. 2-6 on a batch (``context``, ``exemplars``) -> (B, E, m, m) logits."""
+        context, exemplars = batch["context"], batch["exemplars"]
+        hc, hz = self.encode(context, exemplars)
+        logits = self.decoder(hc, hz, tuple(context.shape[-2:]), self.cfg.align_corners)
+        return logits.view(*exemplars.shape[:2], *logits.shape[-2:])
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """CIM loss of one batch (eq. 7 or a Table 3 alternative).
+
+        Args:
+            batch: ``context`` (B, 3, m, m), ``exemplars`` (B, E, 3, n, n) normalised floats and
+                ``maps`` (B, E, m, m) in {0, 1}, as ``cim_pairs.build_cim_batch`` makes them.
+
+        Returns:
+            ``loss`` (back-propagated), ``loss_<cfg.loss>`` (same value, detached) and ``map_iou``
+            (thresholded prediction vs ground truth, a monitor).
+        """
+        logits = self.forward_logits(batch).float()
+        maps = batch["maps"]
+        flat_l, flat_y = logits.flatten(0, 1), maps.flatten(0, 1)
+        if self.cfg.loss == "focal":
+            per_map = focal_map_loss(flat_l, flat_y, self.cfg.focal_alpha, self.cfg.focal_gamma)
+        else:
+            per_map = MAP_LOSSES[self.cfg.loss](flat_l, flat_y)
+        per_map = per_map.view(maps.shape[:2])
+        loss = per_map.mean(0).sum() if self.cfg.exemplar_reduction == "sum" else per_map.mean()
+        return {
+            "loss": loss,
+            f"loss_{self.cfg.loss}": loss.detach(),
+            "map_iou": map_iou(flat_l, flat_y),
+        }
+
+    def momentum_update(self, tau: float) -> None:
+        """Eq. 3: xi <- tau xi + (1 - tau) theta; only xi moves, a no-op for ``shared``."""
+        if self.target_backbone is not None:
+            ema_update(self.target_backbone, self.backbone, tau)
+
+    @torch.no_grad()
+    def predict_maps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Predicted correlation maps y_hat (eq. 6): (B, E, m, m) probabilities."""
+        return torch.sigmoid(self.forward_logits(batch).float())
+
+    @torch.no_grad()
+    def pictures(self, batch: dict[str, torch.Tensor], max_rows: int = 8) -> dict[str, np.ndarray]:
+        """Paper Fig. 5: rows of exemplar | context | ground-truth map | predicted map.
+
+        Returns:
+            ``{"cim_maps": (H, W, 3) uint8}``; up to two exemplars of each of the first contexts.
+        """
+        probs = self.predict_maps(batch).cpu()
+        ctx, ex, maps = (batch[k].detach().float().cpu() for k in ("context", "exemplars", "maps"))
+        b, e = maps.shape[:2]
+        m = tuple(ctx.shape[-2:])
+        rows = [(i, j) for i in range(b) for j in range(min(e, 2))][:max_rows]
+        tiles = []
+        for i, j in rows:
+            z = F.interpolate(ex[i, j][None], m, mode="bilinear", align_corners=False)[0]
+            tiles += [denormalize(z), denormalize(ctx[i])]
+            for mp in (maps[i, j], probs[i, j]):
+                tiles.append((mp.clamp(0, 1) * 255).round().to(torch.uint8).expand(3, *m))
+        grid = make_grid(torch.stack(tiles), nrow=4, padding=2, pad_value=255)
+        return {"cim_maps": grid.permute(1, 2, 0).numpy()}

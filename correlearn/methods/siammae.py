@@ -1,0 +1,345 @@
+"""SiamMAE: Siamese Masked Autoencoders (Gupta, Wu, Deng & Fei-Fei 2023).
+
+Two frames f1, f2 of one video, a gap in [4, 48] frames at 30 fps apart (Sec. 4.1, Table 3b), get
+the same random-resized crop (scale 0.5..1) and flip, no colour jitter (Table 3a). A siamese ViT
+encodes each frame on its own (shared weights, CLS token, no temporal position embedding; Sec. 3
+"Patchify", "Encoder"): f1 whole, f2 with 95% of its patches randomly dropped (asymmetric masking,
+Sec. 3 "Masking", Table 2d). The decoder (Sec. 3 "Decoder", Table 2b) projects both token sets,
+fills f2's masked slots with a [MASK] token, adds fixed 2-D sin-cos position embeddings (MAE), and
+then ``cross_self`` (default): each block cross-attends f2 -> f1, then self-attends among f2, then
+an MLP; ``cross``: cross-attention and MLP only; ``joint``: plain blocks over [f1; f2]. It predicts
+the per-patch normalised pixels of f2 and the loss is their MSE on masked patches only (MAE's
+``norm_pix_loss``). Encoder and decoder sizes not given in the paper are MAE's (App. A: "we use the
+parameters specified in the original implementation"): decoder width 512, depth 8, 16 heads.
+
+Masking keeps ``n_keep = int(N (1 - ratio))`` patches, as MAE's ``random_masking``: at 224 px and
+patch 16, N = 196 -> 9 kept, 187 masked (95.4%); at 96 px N = 36 -> 1 kept, 35 masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from timm.layers import Mlp
+from torch import nn
+from torchvision.utils import make_grid
+
+from correlearn.config import StrictModel
+from correlearn.data.augment import denormalize, hflip, random_resized_crop
+from correlearn.data.augment import normalize as normalize_img
+from correlearn.data.frame_index import FrameSampler
+from correlearn.models import build_backbone
+
+
+class SiamMAEConfig(StrictModel):
+    """SiamMAE defaults (paper Sec. 4.1, Tables 2-4; decoder sizes from MAE, App. A)."""
+
+    backbone: str = "vit_small_patch16"
+    backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
+    sampler: FrameSampler = Field(default_factory=lambda: FrameSampler(kind="gap_pair"))
+    image_size: int = Field(224, ge=16)
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    mask_ratio: float = Field(0.95, ge=0.0, lt=1.0)  # on f2; f1 is never masked
+    decoder: Literal["cross_self", "cross", "joint"] = "cross_self"
+    decoder_dim: int = Field(512, ge=4)
+    decoder_depth: int = Field(8, ge=1)
+    decoder_heads: int = Field(16, ge=1)
+    decoder_mlp_ratio: float = Field(4.0, gt=0)
+    norm_pix_loss: bool = True
+    repeated_sampling: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SiamMAEConfig:
+        if self.sampler.kind != "gap_pair":
+            raise ValueError("SiamMAE samples frame pairs: sampler.kind must be gap_pair")
+        if self.decoder_dim % 4 or self.decoder_dim % self.decoder_heads:
+            raise ValueError("decoder_dim must be divisible by 4 and by decoder_heads")
+        return self
+
+
+def random_masking(
+    b: int, n: int, ratio: float, gen: torch.Generator | None = None, device=None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MAE's per-sample random masking (He et al. 2022, Sec. 3; SiamMAE Sec. 3 "Masking").
+
+    Args:
+        b: batch size B.
+        n: patches per frame N.
+        ratio: fraction of patches to mask.
+        gen: the generator drawing the noise (its device is used); None -> global RNG.
+        device: where the returned tensors live (default: the noise's device).
+
+    Returns:
+        ``keep`` (B, n_keep) long patch ids to encode, ``mask`` (B, N) float (1 = masked),
+        ``ids_restore`` (B, N) long: position of each patch in [kept..., masked...].
+    """
+    # A tiny epsilon so float error in 1 - ratio never drops a token that MAE's int() keeps.
+    n_keep = int(n * (1.0 - ratio) + 1e-6)
+    noise = torch.rand(b, n, generator=gen, device=gen.device if gen is not None else device)
+    ids_shuffle = noise.argsort(dim=1).to(device or noise.device)
+    ids_restore = ids_shuffle.argsort(dim=1)
+    mask = torch.ones(b, n, device=ids_shuffle.device)
+    mask[:, :n_keep] = 0
+    return ids_shuffle[:, :n_keep], torch.gather(mask, 1, ids_restore), ids_restore
+
+
+def patchify(imgs: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, h*w, p*p*3), row-major patches, (p, q, c) order inside (MAE)."""
+    b, c, hh, ww = imgs.shape
+    h, w = hh // p, ww // p
+    x = imgs[:, :, : h * p, : w * p].reshape(b, c, h, p, w, p)
+    return torch.einsum("nchpwq->nhwpqc", x).reshape(b, h * w, p * p * c)
+
+
+def unpatchify(x: torch.Tensor, p: int, h: int, w: int) -> torch.Tensor:
+    """Inverse of :func:`patchify`: (B, h*w, p*p*3) -> (B, 3, h*p, w*p)."""
+    x = x.reshape(x.shape[0], h, w, p, p, 3)
+    return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], 3, h * p, w * p)
+
+
+def norm_pix(target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Per-patch mean/variance normalisation of (B, N, P) pixel targets (MAE ``norm_pix_loss``)."""
+    mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
+    return (target - mean) / (var + eps) ** 0.5
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L2 loss on masked patches only (SiamMAE Sec. 3 "Decoder"; MAE ``forward_loss``).
+
+    Args:
+        pred: (B, N, P) predicted patches.
+        target: (B, N, P) target patches.
+        mask: (B, N), 1 = masked (counted), 0 = visible (ignored).
+
+    Returns:
+        Mean over masked patches of the per-patch mean squared error (0 if nothing is masked).
+    """
+    per_patch = ((pred - target) ** 2).mean(dim=-1)
+    return (per_patch * mask).sum() / mask.sum().clamp(min=1)
+
+
+def sincos_pos_embed(dim: int, h: int, w: int) -> torch.Tensor:
+    """Fixed 2-D sin-cos position embeddings (MAE): (h*w, dim), half the channels per axis."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    parts = []
+    for pos in (ys.flatten(), xs.flatten()):
+        out = pos[:, None].double() * omega[None]
+        parts += [out.sin(), out.cos()]
+    return torch.cat(parts, dim=1).float()
+
+
+class Attention(nn.Module):
+    """Multi-head attention of queries x over a context (self-attention when context is x)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q, self.kv, self.proj = (
+            nn.Linear(dim, dim),
+            nn.Linear(dim, 2 * dim),
+            nn.Linear(dim, dim),
+        )
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        """(B, n, dim) queries over (B, m, dim) context -> (B, n, dim)."""
+        b, n, d = x.shape
+        q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)
+        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm block: [cross-attention to f1] -> [self-attention] -> MLP (Sec. 3, Table 2b)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, cross: bool, self_attn: bool):
+        super().__init__()
+        self.cross = Attention(dim, heads) if cross else None
+        self.norm_q, self.norm_kv = (
+            (nn.LayerNorm(dim), nn.LayerNorm(dim)) if cross else (None, None)
+        )
+        self.attn = Attention(dim, heads) if self_attn else None
+        self.norm_sa = nn.LayerNorm(dim) if self_attn else None
+        self.norm_mlp, self.mlp = nn.LayerNorm(dim), Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, mem: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, n, dim) tokens (f2, or [f1; f2] for joint), mem (B, m, dim) f1 -> (B, n, dim)."""
+        if self.cross is not None:
+            x = x + self.cross(self.norm_q(x), self.norm_kv(mem))
+        if self.attn is not None:
+            y = self.norm_sa(x)
+            x = x + self.attn(y, y)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class SiamMAE(nn.Module):
+    """SiamMAE (contracts: ``training_step``, ``backbone``, ``pictures``).
+
+    Attributes:
+        backbone: the siamese ViT encoder (evaluated and exported).
+        decoder_embed, mask_token, blocks, decoder_norm, decoder_pred: the decoder.
+    """
+
+    def __init__(self, cfg: SiamMAEConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or SiamMAEConfig()
+        self.backbone = build_backbone(cfg.backbone, **cfg.backbone_kwargs)
+        self.patch_size = p = self.backbone.patch_size
+        d = cfg.decoder_dim
+        self.decoder_embed = nn.Linear(self.backbone.embed_dim, d)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, d))
+        cross, self_attn = cfg.decoder != "joint", cfg.decoder != "cross"
+        self.blocks = nn.ModuleList(
+            DecoderBlock(d, cfg.decoder_heads, cfg.decoder_mlp_ratio, cross, self_attn)
+            for _ in range(cfg.decoder_depth)
+        )
+        self.decoder_norm = nn.LayerNorm(d)
+        self.decoder_pred = nn.Linear(d, p * p * 3)
+        # MAE's init of the decoder (xavier linears, unit LayerNorms, N(0, .02) mask token).
+        for m in [self.decoder_embed, *self.blocks.modules(), self.decoder_norm, self.decoder_pred]:
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def encode(self, f1, f2, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Siamese encoding: f1 whole, f2 with ``mask_ratio`` of its patches dropped.
+
+        Args:
+            f1: (B, 3, S, S) normalised past frame (never masked).
+            f2: (B, 3, S, S) normalised future frame.
+            gen: generator of the mask (None: the global RNG, saved in checkpoints).
+
+        Returns:
+            ``"z1"`` (B, 1 + N, D), ``"z2"`` (B, 1 + n_keep, D), ``"mask"`` (B, N),
+            ``"ids_restore"`` (B, N).
+        """
+        h, w = self.backbone.grid_size(f2.shape[-2], f2.shape[-1])
+        keep, mask, ids_restore = random_masking(
+            f2.shape[0], h * w, self.cfg.mask_ratio, gen, f2.device
+        )
+        z1 = self.backbone.forward_tokens(f1)
+        z2 = self.backbone.forward_tokens(f2, keep)
+        return {"z1": z1, "z2": z2, "mask": mask, "ids_restore": ids_restore}
+
+    def decode(self, z1, z2, ids_restore, grid: tuple[int, int]) -> torch.Tensor:
+        """Predict every f2 patch: (B, 1+N, D), (B, 1+n_keep, D) -> (B, N, p*p*3)."""
+        x1, x2 = self.decoder_embed(z1), self.decoder_embed(z2)
+        b, n = ids_restore.shape
+        fill = self.mask_token.to(x2.dtype).expand(b, n + 1 - x2.shape[1], -1)
+        x2_ = torch.cat([x2[:, 1:], fill], dim=1)
+        x2_ = torch.gather(x2_, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x2.shape[-1]))
+        # Same embedding for both frames (CLS slot 0): space only, no temporal embedding.
+        pe = F.pad(sincos_pos_embed(x1.shape[-1], *grid), (0, 0, 1, 0)).to(x1)
+        x1 = x1 + pe
+        x2 = torch.cat([x2[:, :1], x2_], dim=1) + pe
+        if self.cfg.decoder == "joint":
+            x = torch.cat([x1, x2], dim=1)
+            for blk in self.blocks:
+                x = blk(x)
+            x2 = x[:, x1.shape[1] :]
+        else:
+            for blk in self.blocks:
+                x2 = blk(x2, x1)
+        return self.decoder_pred(self.decoder_norm(x2))[:, 1:]
+
+    def target(self, f2: torch.Tensor) -> torch.Tensor:
+        """Regression target of f2: (B, N, p*p*3) patches, per-patch normalised if norm_pix_loss."""
+        t = patchify(f2, self.patch_size)
+        return norm_pix(t) if self.cfg.norm_pix_loss else t
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Masked-patch MSE of f2's reconstruction (Sec. 3 "Decoder").
+
+        Args:
+            batch: ``"f1"``, ``"f2"``: (B, 3, S, S) normalised past and future frames.
+
+        Returns:
+            ``{"loss": scalar}``.
+        """
+        out = self.reconstruct(batch)
+        return {"loss": masked_mse(out["pred"], self.target(batch["f2"]), out["mask"])}
+
+    def reconstruct(self, batch, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Encode and decode one batch: ``"pred"`` (B, N, p*p*3) in target space, ``"mask"``."""
+        f2 = batch["f2"]
+        enc = self.encode(batch["f1"], f2, gen)
+        grid = self.backbone.grid_size(f2.shape[-2], f2.shape[-1])
+        pred = self.decode(enc["z1"], enc["z2"], enc["ids_restore"], grid)
+        return {"pred": pred, "mask": enc["mask"]}
+
+    @torch.no_grad()
+    def pictures(self, batch, max_pairs: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
+        """Paper Fig. 2 sheet, one row per pair: f1 | masked f2 | reconstruction | f2.
+
+        The reconstruction pastes predicted patches into the masked slots and the true ones
+        elsewhere; with ``norm_pix_loss`` predictions are de-normalised with each true patch's
+        mean and std (they carry structure, not absolute colour).
+
+        Returns:
+            ``{"reconstruction": (H, W, 3) uint8}``.
+        """
+        f1, f2 = batch["f1"][:max_pairs].float(), batch["f2"][:max_pairs].float()
+        gen = torch.Generator(device=f2.device).manual_seed(seed)
+        out = self.reconstruct({"f1": f1, "f2": f2}, gen)
+        p, (h, w) = self.patch_size, self.backbone.grid_size(f2.shape[-2], f2.shape[-1])
+        true = patchify(f2, p)
+        pred = out["pred"].float()
+        if self.cfg.norm_pix_loss:
+            pred = pred * (true.var(-1, keepdim=True) + 1e-6) ** 0.5 + true.mean(-1, keepdim=True)
+        m = out["mask"].unsqueeze(-1)
+        masked = unpatchify(true * (1 - m), p, h, w)
+        recon = unpatchify(true * (1 - m) + pred * m, p, h, w)
+        crop = f1[..., : h * p, : w * p], f2[..., : h * p, : w * p]
+        rows = torch.stack([crop[0], masked, recon, crop[1]], dim=1).flatten(0, 1).cpu()
+        grid = make_grid(denormalize(rows), nrow=4, padding=2, pad_value=255)
+        return {"reconstruction": grid.permute(1, 2, 0).numpy()}
+
+
+def _as_chw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(frames, torch.Tensor):
+        return frames
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+
+
+def build_siammae_batch(videos, video_ids, rng: np.random.Generator, cfg: SiamMAEConfig) -> dict:
+    """Frame pairs with one shared crop and flip each (Sec. 4.1, Table 3a), repeated sampling.
+
+    Every video contributes ``cfg.repeated_sampling`` independently drawn pairs (Hoffer et al.
+    2020, as MAE-ST), each with its own gap (:func:`~correlearn.data.frame_index.gap_pair`, scaled
+    by the video's fps) and crop.
+
+    Args:
+        videos: a :class:`~correlearn.data.readers.ShardedVideos`.
+        video_ids: V row positions of usable videos; the batch has B = V * repeated_sampling pairs.
+        rng: the random generator; the batch is a pure function of its state.
+        cfg: the method config.
+
+    Returns:
+        ``"f1"``, ``"f2"`` (B, 3, S, S) float32 ImageNet-normalised, ``"frame_ids"`` (B, 2) long
+        (f1's and f2's frame indices), ``"video_ids"`` (B,) long.
+    """
+    f1, f2, frame_ids, vids = [], [], [], []
+    for vid in video_ids:
+        for _ in range(cfg.repeated_sampling):
+            ts = cfg.sampler.sample(int(videos.n_frames[vid]), float(videos.fps[vid]), rng)
+            pair = _as_chw(videos.frames(int(vid), ts))  # (2, 3, H, W): one crop for both
+            pair = random_resized_crop(pair, rng, cfg.image_size, cfg.crop_scale, cfg.crop_ratio)
+            pair = hflip(pair, cfg.flip_p, rng)
+            f1.append(pair[0])
+            f2.append(pair[1])
+            frame_ids.append(torch.as_tensor(ts, dtype=torch.long))
+            vids.append(int(vid))
+    return {
+        "f1": normalize_img(torch.stack(f1)),
+        "f2": normalize_img(torch.stack(f2)),
+        "frame_ids": torch.stack(frame_ids),
+        "video_ids": torch.tensor(vids, dtype=torch.long),
+    }

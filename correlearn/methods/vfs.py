@@ -1,0 +1,303 @@
+"""VFS: Video Frame-level Similarity (Xu & Wang 2021), with and without negative pairs.
+
+n frames of one video are sampled (distant sampling by default, Sec. 3.2 "Temporal Sampling"),
+each cropped and flipped on its own (Sec. 3.2 "Data Augmentation", Table 2), and their frame-level
+embeddings are pulled together (Sec. 3.2 "Learning Objectives", Fig. 2):
+
+- without negatives (default, Table 5): SimSiam, eq. 5, 2 - 2 p.sg(z), symmetrised, backbone and
+  3-FC projector shared, 2-FC predictor on the predictor side (Sec. 4.1);
+- with negatives: MoCo v2, eq. 4, InfoNCE at tau = 0.2 against a FIFO queue of K = 65536 keys from
+  other videos, keys from a momentum encoder (eq. 2, m = 0.999), 2-layer projector (Sec. 4.1).
+
+Pairs (Sec. 3.2): ``"halves"`` splits the n frames into two halves and uses all n/2 x n/2 cross
+pairs (the paper's affinity; the ref code's ``intra_video`` loop over clip_len rolls covers the
+same pairs with weight 1/clip_len each, so the loss value is the same); ``"roll"`` pairs sampled
+frame i with frame (i + 1) mod n, n pairs weighted 1/n (a non-paper variant: consecutive samples).
+All n frames share one backbone pass (the ref code runs each half separately: BN statistics per
+half). The optimiser (SGD 0.05, batch 256, 200 epochs for R18) belongs to the stage config.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+from pydantic import Field, model_validator
+from torch import nn
+
+from correlearn.config import StrictModel
+from correlearn.data.augment import ViewAug, augment_view, denormalize
+from correlearn.data.augment import normalize as normalize_img
+from correlearn.data.frame_index import FrameSampler
+from correlearn.methods.ema import ema_update
+from correlearn.methods.losses import info_nce, simsiam_loss
+from correlearn.models import build_backbone
+from correlearn.models.heads import mlp, simsiam_predictor, simsiam_projector
+
+
+class VFSConfig(StrictModel):
+    """VFS defaults: R18, distant n = 8, halves, no colour aug, no negatives (paper Sec. 4.1)."""
+
+    backbone: str = "resnet18"
+    backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # None -> the backbone width: R18 512 (ref code projector 512-512-512, predictor 512-128-512),
+    # R50 2048 (2048-2048-2048, 2048-512-2048); the predictor bottleneck is a quarter of it.
+    proj_dim: int | None = Field(None, ge=1)
+    pred_hidden_dim: int | None = Field(None, ge=1)
+    sampler: FrameSampler = Field(default_factory=lambda: FrameSampler(kind="distant", n=8))
+    pairing: Literal["halves", "roll"] = "halves"
+    image_size: int = Field(224, ge=16)  # ref code: RandomResizedCrop then Resize(224, 224)
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    color_aug: bool = False  # Table 2: helps OTB, hurts DAVIS by > 3 points
+    negatives: bool = False
+    moco_dim: int = Field(128, ge=1)
+    temperature: float = Field(0.2, gt=0)
+    queue_size: int = Field(65536, ge=1)
+    momentum: float = Field(0.999, ge=0, le=1)
+    # MoCo keeps m constant; "cosine" follows the loop's ema_tau rise from ``momentum`` to 1.
+    ema_schedule: Literal["constant", "cosine"] = "constant"
+
+    @model_validator(mode="after")
+    def _check(self) -> VFSConfig:
+        if self.sampler.kind == "gap_pair":
+            raise ValueError("VFS samples n frames: sampler.kind must be distant or continuous")
+        if self.sampler.n < 2 or (self.pairing == "halves" and self.sampler.n % 2):
+            raise ValueError(f"pairing {self.pairing!r} needs an even n >= 2, got {self.sampler.n}")
+        return self
+
+    def view_aug(self) -> ViewAug:
+        """Per-frame augmentation: RRC + flip, plus MoCo v2's colour ops when ``color_aug``."""
+        colour = dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, jitter_p=0.8,
+                      gray_p=0.2, blur_p=0.5)  # fmt: skip
+        if not self.color_aug:
+            colour = dict(jitter_p=0.0, gray_p=0.0, blur_p=0.0)
+        return ViewAug(scale=self.crop_scale, ratio=self.crop_ratio, flip_p=self.flip_p,
+                       solarize_p=0.0, **colour)  # fmt: skip
+
+
+def vfs_pairs(n: int, pairing: str) -> list[tuple[int, int]]:
+    """Frame pairs of one video (Sec. 3.2 "multiple pairs"): halves -> (n/2)^2, roll -> n."""
+    if pairing == "halves":
+        return [(a, b) for a in range(n // 2) for b in range(n // 2, n)]
+    return [(i, (i + 1) % n) for i in range(n)]
+
+
+def simsiam_pair_loss(
+    p: torch.Tensor, z: torch.Tensor, pairs: list[tuple[int, int]]
+) -> torch.Tensor:
+    """Eq. 5 symmetrised over each pair, averaged over pairs and videos (weight 1/pairs).
+
+    Args:
+        p: (B, n, d) predictor outputs.
+        z: (B, n, d) projections (the stop-gradient is applied here).
+        pairs: frame index pairs (a, b).
+
+    Returns:
+        Scalar in [0, 4]; 0 when p and z point the same way.
+    """
+    a, b = (torch.tensor(x, device=p.device) for x in zip(*pairs, strict=True))
+    pa, pb, za, zb = (t[:, i].flatten(0, 1) for t, i in ((p, a), (p, b), (z, a), (z, b)))
+    return simsiam_loss(pa, pb, za, zb)
+
+
+def moco_pair_loss(
+    q, k, queue, pairs, temperature: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 4 per pair, both directions averaged: (B, n, d) queries/keys, (K, d) queue.
+
+    Returns:
+        The mean InfoNCE and the top-1 accuracy of the positive among 1 + K logits.
+    """
+    a, b = (torch.tensor(x, device=q.device) for x in zip(*pairs, strict=True))
+    l1, lg1 = info_nce(q[:, a].flatten(0, 1), k[:, b].flatten(0, 1), queue, temperature)
+    l2, lg2 = info_nce(q[:, b].flatten(0, 1), k[:, a].flatten(0, 1), queue, temperature)
+    acc = (torch.cat([lg1, lg2]).argmax(dim=1) == 0).float().mean()
+    return 0.5 * (l1 + l2), acc
+
+
+class KeyQueue(nn.Module):
+    """MoCo's negative bank (He et al. 2020, Sec. 3.2): a FIFO ring buffer of L2-normalised keys.
+
+    Starts with random unit vectors, as MoCo. Args: size K, key width dim.
+    """
+
+    def __init__(self, size: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def enqueue(self, k: torch.Tensor) -> torch.Tensor:
+        """Insert (M, dim) keys in order, overwriting the M oldest (wrapping around).
+
+        Returns:
+            The dequeued (overwritten) keys, oldest first; with M > K only the newest K are kept.
+        """
+        size = self.keys.shape[0]
+        k = k.detach()[-size:].to(self.keys.dtype)
+        idx = (int(self.ptr) + torch.arange(k.shape[0], device=self.keys.device)) % size
+        out = self.keys[idx].clone()
+        self.keys[idx] = k
+        self.ptr.fill_((int(self.ptr) + k.shape[0]) % size)
+        return out
+
+    def ordered(self) -> torch.Tensor:
+        """(K, dim) keys, oldest first."""
+        return torch.roll(self.keys, -int(self.ptr), dims=0)
+
+
+def _all_gather(x: torch.Tensor) -> torch.Tensor:
+    # MoCo enqueues the keys of the whole global batch so that every rank's queue stays identical.
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, x.contiguous())
+    return torch.cat(out)
+
+
+class VFS(nn.Module):
+    """VFS (contracts: ``training_step``, ``backbone``; ``momentum_update``/``base_tau`` with MoCo).
+
+    Attributes:
+        backbone: the ResNet, (B, 3, S, S) -> (B, out_dim); evaluated and exported.
+        projector: SimSiam 3-FC (BN) or MoCo v2 2-FC projector.
+        predictor: SimSiam 2-FC bottleneck (no negatives only).
+        target_backbone, target_projector, queue: MoCo's momentum encoder and negative bank.
+    """
+
+    def __init__(self, cfg: VFSConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or VFSConfig()
+        self.pairs = vfs_pairs(cfg.sampler.n, cfg.pairing)
+        self.backbone = build_backbone(cfg.backbone, **cfg.backbone_kwargs)
+        width = self.backbone.out_dim
+        if not cfg.negatives:
+            dim = cfg.proj_dim or width
+            self.projector = simsiam_projector(width, dim)
+            self.predictor = simsiam_predictor(dim, cfg.pred_hidden_dim or dim // 4)
+            return
+        self.base_tau = cfg.momentum
+        self.projector = mlp(width, width, cfg.moco_dim, hidden_bn=False)
+        self.target_backbone = copy.deepcopy(self.backbone)
+        self.target_projector = copy.deepcopy(self.projector)
+        for p in [*self.target_backbone.parameters(), *self.target_projector.parameters()]:
+            p.requires_grad_(False)
+        self.queue = KeyQueue(cfg.queue_size, cfg.moco_dim)
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Loss of one batch over the frame pairs of each video.
+
+        Args:
+            batch: ``"frames"``: (B, n, 3, S, S) normalised frames of B videos, in temporal order.
+
+        Returns:
+            ``"loss"``; with negatives also ``"nce_acc"`` (positive ranked first).
+        """
+        frames = batch["frames"]
+        b, n = frames.shape[:2]
+        x = frames.flatten(0, 1)
+        z = self.projector(self.backbone(x))
+        if not self.cfg.negatives:
+            p = self.predictor(z)
+            return {"loss": simsiam_pair_loss(p.view(b, n, -1), z.view(b, n, -1), self.pairs)}
+        with torch.no_grad():
+            k = F.normalize(self.target_projector(self.target_backbone(x)), dim=1)
+        # MoCo's logits read a snapshot of the queue: enqueueing mutates it before backward.
+        negs = self.queue.keys.clone()
+        loss, acc = moco_pair_loss(
+            z.view(b, n, -1), k.view(b, n, -1), negs, self.pairs, self.cfg.temperature
+        )
+        self.queue.enqueue(_all_gather(k.float()))
+        return {"loss": loss, "nce_acc": acc.detach()}
+
+    @property
+    def momentum_update(self):
+        """MoCo's eq. 2 update ``xi <- m xi + (1 - m) theta`` (absent without negatives).
+
+        With ``ema_schedule="constant"`` the tau that the loop passes (its cosine rise) is ignored
+        and ``cfg.momentum`` is used, as MoCo. Raising AttributeError here makes
+        ``hasattr(vfs, "momentum_update")`` false for SimSiam, so the loop does no EMA step.
+        """
+        if not self.cfg.negatives:
+            raise AttributeError("VFS without negatives (SimSiam) has no momentum encoder")
+        return self._momentum_update
+
+    def _momentum_update(self, tau: float) -> None:
+        m = self.cfg.momentum if self.cfg.ema_schedule == "constant" else tau
+        ema_update(self.target_backbone, self.backbone, m)
+        ema_update(self.target_projector, self.projector, m)
+
+    @torch.no_grad()
+    def pictures(
+        self, batch: dict[str, torch.Tensor], max_videos: int = 4
+    ) -> dict[str, np.ndarray]:
+        """The sampled frames with their pairing: one row per video, frames in temporal order.
+
+        Each frame is labelled with its slot and frame index. Halves: orange bar (first half) or
+        blue bar (second half), every orange-blue pair is positive; roll: ``#i>j`` names the
+        partner.
+
+        Returns:
+            ``{"frames": (H, W, 3) uint8}``.
+        """
+        frames = batch["frames"][:max_videos].detach().float().cpu()
+        v, n, _, s, _ = frames.shape
+        ids = batch.get("frame_ids")
+        imgs = denormalize(frames.flatten(0, 1)).permute(0, 2, 3, 1).numpy()
+        band, pad = 14, 2
+        sheet = Image.new("RGB", (n * (s + pad) + pad, v * (s + band + pad) + pad), "white")
+        draw = ImageDraw.Draw(sheet)
+        for r in range(v):
+            for i in range(n):
+                x, y = pad + i * (s + pad), pad + r * (s + band + pad)
+                sheet.paste(Image.fromarray(imgs[r * n + i]), (x, y + band))
+                colour = (230, 140, 20) if i < n // 2 else (40, 100, 220)
+                label = f"#{i}"
+                if self.cfg.pairing == "roll":
+                    colour, label = (120, 120, 120), f"#{i}>{(i + 1) % n}"
+                if ids is not None:
+                    label += f" t{int(ids[r, i])}"
+                draw.rectangle([x, y, x + s - 1, y + 3], fill=colour)
+                draw.text((x + 1, y + 3), label, fill=(0, 0, 0))
+        return {"frames": np.asarray(sheet)}
+
+
+def _as_chw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(T, H, W, 3) numpy or (T, 3, H, W) tensor, uint8 -> (T, 3, H, W) uint8 tensor."""
+    if isinstance(frames, torch.Tensor):
+        return frames
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+
+
+def build_vfs_batch(videos, video_ids, rng: np.random.Generator, cfg: VFSConfig) -> dict:
+    """Sample n frames per video (Sec. 3.2) and crop/flip/(colour) each independently (Table 2).
+
+    Args:
+        videos: a :class:`~correlearn.data.readers.ShardedVideos`.
+        video_ids: B row positions of usable videos (long enough for ``cfg.sampler``).
+        rng: the random generator; the batch is a pure function of its state.
+        cfg: the method config.
+
+    Returns:
+        ``"frames"`` (B, n, 3, S, S) float32 ImageNet-normalised, ``"frame_ids"`` (B, n) long,
+        ``"video_ids"`` (B,) long.
+    """
+    aug = cfg.view_aug()
+    out, frame_ids = [], []
+    for vid in video_ids:
+        ts = cfg.sampler.sample(int(videos.n_frames[vid]), float(videos.fps[vid]), rng)
+        clip = _as_chw(videos.frames(int(vid), ts))
+        out.append(torch.stack([augment_view(f, rng, cfg.image_size, aug) for f in clip]))
+        frame_ids.append(torch.as_tensor(ts, dtype=torch.long))
+    return {
+        "frames": normalize_img(torch.stack(out)),
+        "frame_ids": torch.stack(frame_ids),
+        "video_ids": torch.as_tensor(np.asarray(video_ids), dtype=torch.long),
+    }

@@ -1,0 +1,152 @@
+"""Glue between a training stage and :func:`~correlearn.train.loop.fit`.
+
+Every ``pretrain_*`` stage calls :func:`train_in_stage`: it trains (resuming from the stage's partial
+folder after a stop, in the same MLflow run), exports the backbone with torchvision/timm key names,
+writes ``backbone.json`` (how to rebuild it), a loss curve and the method's pictures. With
+``devices * nodes > 1`` it re-launches the same stage under ``torchrun`` (see
+:mod:`correlearn.train.stage_worker`) and waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from correlearn.data.step_loader import make_step_loader
+from correlearn.stage import StageContext
+from correlearn.train import distributed as D
+from correlearn.train.checkpoint import latest_checkpoint, load_checkpoint
+from correlearn.train.config import OptimConfig, TrainConfig
+from correlearn.train.loop import export_backbone, fit
+
+BACKBONE_FILE = "backbone.pt"
+BACKBONE_SPEC = "backbone.json"
+
+
+class WorkerDone(Exception):
+    """Raised on torchrun workers after training, so they skip the stage's single-process tail."""
+
+
+def write_backbone_spec(out_dir: Path, name: str, kwargs: dict[str, Any], method: str) -> None:
+    """``backbone.json``: the registry name and kwargs that rebuild the exported backbone."""
+    spec = {"backbone": name, "backbone_kwargs": kwargs, "method": method}
+    (out_dir / BACKBONE_SPEC).write_text(json.dumps(spec, indent=2))
+
+
+def save_pictures(ctx: StageContext, pictures: dict[str, np.ndarray], prefix: str = "") -> None:
+    """Write (H, W, 3) uint8 pictures as PNGs into the artifact and log them to MLflow."""
+    from PIL import Image
+
+    pic_dir = ctx.out_dir / "pictures"
+    pic_dir.mkdir(exist_ok=True)
+    for name, img in pictures.items():
+        path = pic_dir / f"{prefix}{name}.png"
+        Image.fromarray(np.ascontiguousarray(img)).save(path)
+        ctx.picture(path)
+
+
+def train_in_stage(
+    ctx: StageContext,
+    method: nn.Module,
+    build_batch: Callable[[int, np.random.Generator, torch.Generator], dict[str, Any]],
+    train: TrainConfig,
+    optim: OptimConfig,
+    num_samples: int,
+    backbone: tuple[str, dict[str, Any]],
+    method_name: str,
+) -> dict[str, Any]:
+    """Train ``method`` inside a stage and write the standard training outputs.
+
+    Args:
+        ctx: the stage context (``out_dir`` is the partial artifact folder, kept across stops).
+        method: the method module (docs/contracts.md).
+        build_batch: ``(step, rng, gen) -> batch``, a pure function of the step's RNGs.
+        train: loop config (budgets, devices, checkpoints).
+        optim: optimiser config.
+        num_samples: samples per epoch (images, videos, pairs) for the schedule's length.
+        backbone: (registry name, kwargs) of the backbone, written to ``backbone.json``.
+        method_name: registry name of the method.
+
+    Returns:
+        Small metadata for the manifest: steps, total_steps, minutes, stopped_on_budget, losses.
+    """
+    world = train.world_size
+    total = train.resolve_total_steps(num_samples, world)
+    workdir = ctx.out_dir / "train"
+    if world > 1 and "RANK" not in os.environ:
+        _launch(ctx, train)
+        method.load_state_dict(load_checkpoint(latest_checkpoint(workdir))["model"])
+        result_meta = json.loads((workdir / "last.json").read_text())
+    else:
+        if world > 1:
+            D.init_distributed(train.device)
+        seed = D.rank_seed(train.seed)
+
+        def data_fn(start: int):
+            return make_step_loader(build_batch, seed, start, None, train.num_workers)
+
+        log_fn = ctx.log_metrics if D.is_main() else None
+        res = fit(method, data_fn, train, optim, workdir, log_fn, ctx.run_id, total)
+        if res.stop_reason == "signal":
+            # Stopped from outside: keep the partial folder (checkpoint) and do not commit.
+            raise KeyboardInterrupt(f"{ctx.spec.name} stopped at step {res.step}; re-run to resume")
+        export_backbone(method, ctx.out_dir / BACKBONE_FILE)
+        result_meta = {
+            "steps": res.step,
+            "total_steps": total,
+            "minutes": round(res.minutes, 3),
+            "stopped_on_budget": res.stopped_on_budget,
+            "last_losses": res.last_losses,
+            "loss_history": res.loss_history,
+        }
+        if world > 1:
+            D.barrier()
+            if D.is_main():
+                (workdir / "last.json").write_text(json.dumps(result_meta))
+            raise WorkerDone
+    write_backbone_spec(ctx.out_dir, backbone[0], backbone[1], method_name)
+    _loss_curve(ctx, result_meta.get("loss_history") or [])
+    if hasattr(method, "pictures"):
+        rng = np.random.default_rng(train.seed)
+        gen = torch.Generator().manual_seed(train.seed)
+        batch = build_batch(0, rng, gen)
+        method.eval()
+        with torch.no_grad():
+            save_pictures(
+                ctx, method.pictures(D.to_device(batch, next(method.parameters()).device))
+            )
+    ctx.count("steps", result_meta["steps"])
+    ctx.log_metrics({"train_minutes": result_meta["minutes"]})
+    return {k: v for k, v in result_meta.items() if k != "loss_history"}
+
+
+def _loss_curve(ctx: StageContext, history: list) -> None:
+    if not history:
+        return
+    from correlearn.viz.curves import plot_loss_curve
+
+    path = ctx.out_dir / "pictures" / "loss_curve.png"
+    path.parent.mkdir(exist_ok=True)
+    plot_loss_curve(history, path, title=ctx.spec.name)
+    ctx.picture(path)
+
+
+def _launch(ctx: StageContext, train: TrainConfig) -> None:
+    job = ctx.out_dir / "torchrun_job.json"
+    job.write_text(json.dumps({**ctx.job, "out_dir": str(ctx.out_dir), "run_id": ctx.run_id}))
+    ctx.info(f"launching torchrun: {train.devices} process(es) x {train.nodes} node(s)")
+    D.launch_torchrun(
+        ["-m", "correlearn.train.stage_worker", str(job)],
+        nproc=train.devices,
+        nnodes=train.nodes,
+        env={"PYTHONUNBUFFERED": "1", "CORRELEARN_HOME": os.environ.get("CORRELEARN_HOME", "")},
+        python=sys.executable,
+    )

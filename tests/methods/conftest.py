@@ -1,0 +1,48 @@
+"""Method-test fixtures: tiny video shards of real DAVIS-2016 frames and their frame index."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from correlearn.data.frame_index import build_frame_index, write_frame_index
+from correlearn.data.shards import write_video_shards
+from correlearn.data.sources import DatasetSpec, list_videos
+
+DAVIS = Path(__file__).resolve().parents[3] / "shared" / "data" / "davis2016-train"
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: the nets are tiny and the CPUs shared, where spinning threads cost."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def davis_video_dir(tmp_path_factory) -> Path:
+    """Video shards at short side 64: bear (41 frames) and boat (38) at every 2nd frame (12 fps),
+    and hike as a single frame (every 100th), too short for any sampler."""
+    if not (DAVIS / "JPEGImages" / "480p").is_dir():
+        pytest.skip(f"DAVIS-2016 train frames not found at {DAVIS}")
+    videos = []
+    for seqs, step in ((["bear", "boat"], 2), (["hike"], 100)):
+        spec = DatasetSpec(
+            name="d", root=str(DAVIS), layout="davis", sequences=seqs, frame_step=step
+        )
+        videos += list_videos(spec)
+    out = tmp_path_factory.mktemp("method_videos")
+    write_video_shards(videos, out, max_count_per_shard=2, max_short_side=64, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def davis_frame_index_dir(davis_video_dir, tmp_path_factory) -> Path:
+    """Folder holding ``frame_index.parquet`` of :func:`davis_video_dir` (stage ``frame_index``)."""
+    out = tmp_path_factory.mktemp("method_frame_index")
+    write_frame_index(
+        build_frame_index(davis_video_dir / "index.parquet"), out / "frame_index.parquet"
+    )
+    return out

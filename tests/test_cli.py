@@ -1,0 +1,105 @@
+"""The CLI contract on real frames: --json last lines, cache hits, artifacts list/show, errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DAVIS = REPO / "data" / "davis-mini"
+
+
+@pytest.fixture(scope="module")
+def env_cfg(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    root = tmp / "davis"
+    for seq in ("dog-agility", "rollerblade"):
+        for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
+            dst = root / sub / "480p" / seq
+            dst.mkdir(parents=True)
+            for f in sorted((DAVIS / sub / "480p" / seq).glob(f"*.{ext}"))[:12]:
+                shutil.copy(f, dst / f.name)
+    cfg = tmp / "cfg.yaml"
+    cfg.write_text(
+        f"datasets:\n  d: {{root: {root}, layout: davis}}\n"
+        "image_shards: {dataset: d, max_short_side: 64, frame_step: 4}\n"
+        "video_shards: {dataset: d, max_short_side: 64}\n"
+    )
+    env = {**os.environ, "CORRELEARN_HOME": str(tmp / "home")}
+    return env, cfg
+
+
+def _cli(env, *args, check=True):
+    proc = subprocess.run(
+        [sys.executable, "-m", "correlearn.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stdout + proc.stderr)
+    return proc
+
+
+def test_stage_run_json_and_cache_hit(env_cfg):
+    env, cfg = env_cfg
+    first = json.loads(
+        _cli(
+            env, "stage", "run", "image_shards", "--config", str(cfg), "--json"
+        ).stdout.splitlines()[-1]
+    )
+    assert set(first) == {"stage", "key", "cache_hit", "path"} and first["cache_hit"] is False
+    out = _cli(env, "stage", "run", "image_shards", "--config", str(cfg), "--json").stdout
+    second = json.loads(out.splitlines()[-1])
+    assert second == {**first, "cache_hit": True}
+    assert "[cache hit] image_shards" in out
+    listing = _cli(env, "artifacts", "list", "--stage", "image_shards").stdout
+    assert first["key"] in listing
+    shown = _cli(env, "artifacts", "show", first["key"][:8]).stdout
+    assert '"stage": "image_shards"' in shown
+
+
+def test_flow_run_json_then_all_cache_hits(env_cfg):
+    env, cfg = env_cfg
+    out = _cli(env, "flow", "run", "data", "--config", str(cfg), "--json").stdout
+    res = json.loads(out.splitlines()[-1])
+    assert res["flow"] == "data"
+    assert [s["stage"] for s in res["stages"]] == ["image_shards", "video_shards", "frame_index"]
+    assert res["stages"][0]["cache_hit"] is True  # built by the stage test above
+    again = json.loads(
+        _cli(env, "flow", "run", "data", "--config", str(cfg), "--json").stdout.splitlines()[-1]
+    )
+    assert all(s["cache_hit"] for s in again["stages"])
+    forced = _cli(
+        env, "flow", "run", "data", "--config", str(cfg), "--force", "video_shards", "--json"
+    )
+    stages = json.loads(forced.stdout.splitlines()[-1])["stages"]
+    assert [s["cache_hit"] for s in stages] == [True, False, False]  # forced stage and descendant
+
+
+def test_errors_name_the_problem(env_cfg, tmp_path):
+    env, cfg = env_cfg
+    p = _cli(
+        env,
+        "stage",
+        "run",
+        "image_shards",
+        "--config",
+        str(cfg),
+        "--set",
+        "image_shards.shard_sz=3",
+        check=False,
+    )
+    assert p.returncode == 2 and "cfg.yaml: image_shards.shard_sz: unknown key" in p.stderr
+    p = _cli(
+        env, "stage", "run", "image_shards", "--config", str(tmp_path / "none.yaml"), check=False
+    )
+    assert p.returncode == 2 and "none.yaml" in p.stderr
+    p = _cli(env, "artifacts", "show", "ffffffffff", check=False)
+    assert p.returncode == 2 and "no artifact" in p.stderr
