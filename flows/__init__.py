@@ -1,7 +1,19 @@
-"""Prefect flows, one per method plus ``data`` and ``demo``: they name stages and wire artifacts."""
+"""Prefect flows: one per method, ``data``, and ``demo`` (all methods).
 
+Flows name stages and wire artifacts; they never compute.
+"""
+
+from flows.byol import byol_flow
 from flows.data import data_flow
+from flows.demo import demo_flow
+
+# The order is the demo's: BYOL first, it is ORL's stage 1 and the image-level baseline.
+METHOD_FLOWS = {
+    "byol": byol_flow,
+}
 
 FLOWS = {
     "data": data_flow,
+    **METHOD_FLOWS,
+    "demo": demo_flow,
 }

@@ -84,6 +84,23 @@ class FlowSession:
             self.stopped = True
         return res
 
+    def random_init(self, trained_stage: str) -> dict[str, Any] | None:
+        """Run ``init_random`` with the backbone that ``trained_stage``'s config trains."""
+        method = Pipeline(self.config, stage_registry(), activate(), self.overrides)
+        cfg = method.section(trained_stage).method
+        return self.run(
+            "init_random",
+            overrides={"backbone": cfg.backbone, "backbone_kwargs": cfg.backbone_kwargs},
+            label=f"init_random[{cfg.backbone}]",
+        )
+
+    def evaluate(self, name: str, checkpoint: dict[str, Any] | None) -> None:
+        """Label propagation (DAVIS J&F) and the k-NN probe of one checkpoint, labelled ``name``."""
+        if checkpoint is None:
+            return
+        for stage in ("eval_label_propagation", "eval_knn"):
+            self.run(stage, inputs={"checkpoint": checkpoint}, label=f"{stage}[{name}]")
+
     def summary(self) -> dict[str, Any]:
         """The flow's ``--json`` object."""
         return {"flow": self.flow, "stages": self.results}

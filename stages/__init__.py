@@ -1,7 +1,16 @@
 """The stage registry: one small module per stage; no algorithm lives here."""
 
 from correlearn.stage import StageSpec
-from stages import frame_index, image_shards, pretrain_image, video_shards
+from stages import (
+    eval_knn,
+    eval_label_propagation,
+    eval_linear,
+    frame_index,
+    image_shards,
+    init_random,
+    pretrain_image,
+    video_shards,
+)
 
 STAGES: dict[str, StageSpec] = {
     m.STAGE.name: m.STAGE
@@ -9,6 +18,10 @@ STAGES: dict[str, StageSpec] = {
         image_shards,
         video_shards,
         frame_index,
+        init_random,
         pretrain_image,
+        eval_label_propagation,
+        eval_knn,
+        eval_linear,
     )
 }

@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,24 +20,16 @@ import torch
 from torch import nn
 
 from correlearn.data.step_loader import make_step_loader
+from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
 from correlearn.stage import StageContext
 from correlearn.train import distributed as D
 from correlearn.train.checkpoint import latest_checkpoint, load_checkpoint
 from correlearn.train.config import OptimConfig, TrainConfig
 from correlearn.train.loop import export_backbone, fit
 
-BACKBONE_FILE = "backbone.pt"
-BACKBONE_SPEC = "backbone.json"
-
 
 class WorkerDone(Exception):
     """Raised on torchrun workers after training, so they skip the stage's single-process tail."""
-
-
-def write_backbone_spec(out_dir: Path, name: str, kwargs: dict[str, Any], method: str) -> None:
-    """``backbone.json``: the registry name and kwargs that rebuild the exported backbone."""
-    spec = {"backbone": name, "backbone_kwargs": kwargs, "method": method}
-    (out_dir / BACKBONE_SPEC).write_text(json.dumps(spec, indent=2))
 
 
 def save_pictures(ctx: StageContext, pictures: dict[str, np.ndarray], prefix: str = "") -> None:

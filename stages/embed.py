@@ -1,0 +1,119 @@
+"""Stage ``embed``: one L2-normalised embedding per image for ORL's kNN (ORL Sec. 3.1 Stage 2 (i)).
+
+Default as the reference (``ExtractorHook`` of the stage-1 ``*_extract_feature.py`` config):
+resize the short side to 256, centre crop 224, the online projector output of the stage-1 BYOL,
+L2-normalised. ``feature: backbone`` uses the pooled backbone feature instead (any checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from pydantic import Field
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import InterpolationMode
+from tqdm.auto import tqdm
+
+from correlearn.config import StrictModel
+from correlearn.data.augment import normalize
+from correlearn.data.readers import ShardedImages
+from correlearn.eval.probes import extract_features
+from correlearn.methods.byol import BYOL, BYOLConfig
+from correlearn.models.io import load_backbone
+from correlearn.stage import StageContext, StageSpec
+from correlearn.train.checkpoint import latest_checkpoint, load_checkpoint
+from correlearn.train.distributed import resolve_device
+
+
+class EmbedConfig(StrictModel):
+    """Config of ``embed``.
+
+    Attributes:
+        feature: ``projector`` (reference: BYOL online projector, needs a ``pretrain_image``
+            artifact) or ``backbone`` (pooled backbone feature of any checkpoint artifact).
+        resize: short side before the centre crop.
+        crop: side of the centre crop.
+        batch_size: images per forward pass.
+        num_workers: decoding worker processes.
+        device: ``auto`` uses CUDA when present.
+    """
+
+    feature: Literal["projector", "backbone"] = "projector"
+    resize: int = Field(256, ge=16)
+    crop: int = Field(224, ge=16)
+    batch_size: int = Field(128, ge=1)
+    num_workers: int = Field(2, ge=0)
+    device: str = "auto"
+
+
+class _Preprocessed(Dataset):
+    def __init__(self, images: ShardedImages, resize: int, crop: int):
+        self.images, self.resize, self.crop = images, resize, crop
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = torch.from_numpy(self.images[i]["image"]).permute(2, 0, 1)
+        x = TF.resize(x, [self.resize], InterpolationMode.BILINEAR, antialias=True)
+        return normalize(TF.center_crop(x, [self.crop, self.crop]))
+
+
+def load_byol(folder: str | Path) -> BYOL:
+    """The full BYOL method of a ``pretrain_image`` artifact (config from its manifest).
+
+    Args:
+        folder: the artifact folder (``manifest.json``, ``train/last.pt``).
+
+    Returns:
+        The method in eval mode on the CPU, with the trained weights.
+    """
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    method = BYOL(BYOLConfig.model_validate(manifest["config"]["method"]))
+    ckpt = latest_checkpoint(folder / "train")
+    if ckpt is None:
+        raise FileNotFoundError(f"{folder / 'train'}: no last.pt; embed needs a BYOL artifact")
+    method.load_state_dict(load_checkpoint(ckpt)["model"])
+    return method.eval()
+
+
+def run(ctx: StageContext) -> dict:
+    """Write ``embeddings.npy`` (N, D) float32 unit rows and ``keys.json`` (N keys, shard order)."""
+    cfg: EmbedConfig = ctx.config
+    images = ShardedImages(ctx.input_path("shards"))
+    ckpt = ctx.input_path("checkpoint")
+    if cfg.feature == "projector":
+        method = load_byol(ckpt)
+        net: nn.Module = nn.Sequential(method.backbone, method.projector)
+    else:
+        net = load_backbone(ckpt)
+    loader = DataLoader(
+        _Preprocessed(images, cfg.resize, cfg.crop),
+        batch_size=None,
+        num_workers=cfg.num_workers,
+    )
+    bar = tqdm(loader, total=len(images), desc="embed", unit="img")
+    emb = extract_features(net, bar, cfg.batch_size, resolve_device(cfg.device), normalize=True)
+    emb = emb.numpy().astype(np.float32)
+    np.save(ctx.out_dir / "embeddings.npy", emb)
+    (ctx.out_dir / "keys.json").write_text(json.dumps(images.keys))
+    ctx.count("images", len(emb))
+    ctx.count("dim", emb.shape[1])
+    return {"feature": cfg.feature, "dim": int(emb.shape[1])}
+
+
+STAGE = StageSpec(
+    name="embed",
+    version=1,
+    config_model=EmbedConfig,
+    run=run,
+    inputs={"checkpoint": "pretrain_image", "shards": "image_shards"},
+    description="L2-normalised image embeddings for ORL's kNN (stage 2 (i))",
+)

@@ -1,0 +1,119 @@
+"""Stage ``eval_label_propagation``: DAVIS video object segmentation by label propagation.
+
+Frozen features, the first frame's mask propagated through the video, scored with J&F
+(METHODS.md, "Evaluation protocols").
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+from tqdm import tqdm
+
+from correlearn.config import StrictModel
+from correlearn.data.sources import DatasetSpec, resolve_root
+from correlearn.eval.davis_metrics import evaluate_dataset
+from correlearn.eval.features import dense_feature_fn
+from correlearn.eval.label_propagation import (
+    LabelPropConfig,
+    load_davis_sequence,
+    propagate_sequence,
+    write_davis_masks,
+)
+from correlearn.models.io import load_backbone, read_backbone_spec
+from correlearn.stage import StageContext, StageSpec
+from correlearn.train.distributed import resolve_device
+from correlearn.viz.overlay import contact_sheet
+from stages.common import fingerprint, get_dataset
+
+Preset = Literal["auto", "vfs_resnet", "dino_vit", "siammae_vit"]
+
+
+class EvalLabelPropConfig(StrictModel):
+    """Config of ``eval_label_propagation``.
+
+    Attributes:
+        dataset: a DAVIS-layout dataset under ``datasets:`` (``JPEGImages/480p``,
+            ``Annotations/480p``); point it at DAVIS 2016/2017 val for published protocols.
+        preset: ``auto`` picks ``vfs_resnet`` for ResNets, ``siammae_vit`` for SiamMAE
+            checkpoints and ``dino_vit`` for other ViTs.
+        params: overrides of the preset's :class:`LabelPropConfig` fields (e.g. ``short_side``).
+        max_frames: evaluate only the first N frames of each sequence (CPU budgets).
+        device: ``auto`` uses CUDA when present.
+    """
+
+    dataset: str = "davis"
+    preset: Preset = "auto"
+    params: dict[str, Any] = Field(default_factory=dict)
+    max_frames: int | None = Field(None, ge=3)
+    device: str = "auto"
+
+
+def _preset(cfg: EvalLabelPropConfig, spec: dict[str, Any]) -> str:
+    if cfg.preset != "auto":
+        return cfg.preset
+    if spec["backbone"].startswith("resnet"):
+        return "vfs_resnet"
+    return "siammae_vit" if spec.get("method") == "siammae" else "dino_vit"
+
+
+def _resolve(cfg: EvalLabelPropConfig, pipe) -> dict:
+    return {"source": fingerprint(get_dataset(pipe, cfg.dataset), pipe.base_dir, videos=True)}
+
+
+def run(ctx: StageContext) -> dict:
+    """Propagate every sequence's first mask, write DAVIS PNGs, score J&F, draw contact sheets."""
+    cfg: EvalLabelPropConfig = ctx.config
+    spec = read_backbone_spec(ctx.input_path("checkpoint"))
+    preset = _preset(cfg, spec)
+    lp = LabelPropConfig.preset(preset, **cfg.params)
+    overrides = (
+        {"strides": tuple(lp.strides)} if lp.strides and "resnet" in spec["backbone"] else {}
+    )
+    backbone = load_backbone(ctx.input_path("checkpoint"), **overrides)
+    device = resolve_device(cfg.device)
+    feature_fn = dense_feature_fn(backbone.to(device), lp.layer)
+    data = DatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
+    root = resolve_root(data, ctx.base_dir)
+    seqs = data.sequences or sorted(p.name for p in (root / "JPEGImages" / "480p").iterdir())
+    masks_dir = ctx.out_dir / "masks"
+    ctx.info(f"{len(seqs)} sequences, preset {preset} ({spec['backbone']}, {device})")
+    for seq in tqdm(seqs, "label propagation", disable=None):
+        n_jpg = len(list((root / "JPEGImages" / "480p" / seq).glob("*.jpg")))
+        n_done = len(list((masks_dir / seq).glob("*.png")))
+        if n_done and n_done == min(n_jpg, cfg.max_frames or n_jpg):
+            continue  # finished before an interruption (the stage is resumable)
+        frames, gts, names = load_davis_sequence(root, seq, cfg.max_frames)
+        if len(frames) < 3:
+            ctx.skip(seq, f"{len(frames)} frames: J&F needs at least 3")
+            continue
+        with torch.inference_mode():
+            preds = propagate_sequence(feature_fn, frames, gts[0], lp, device)
+        write_davis_masks(masks_dir, seq, preds, names)
+        sheet = ctx.out_dir / "pictures" / f"{seq}.png"
+        sheet.parent.mkdir(exist_ok=True)
+        contact_sheet(frames, preds, gts, n=6, path=sheet)
+        ctx.picture(sheet)
+    done = [s for s in seqs if (masks_dir / s).is_dir()]
+    metrics = evaluate_dataset(masks_dir, root / "Annotations" / "480p", done, cfg.max_frames)
+    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    ctx.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
+    for seq, m in metrics["per_sequence"].items():
+        ctx.log_metrics({f"JF/{seq}": m["JF_mean"]})
+    ctx.count("sequences", len(done))
+    return {"preset": preset, "label_propagation": lp.model_dump(mode="json"), **spec}
+
+
+STAGE = StageSpec(
+    name="eval_label_propagation",
+    version=1,
+    config_model=EvalLabelPropConfig,
+    run=run,
+    inputs={"checkpoint": "pretrain_image"},
+    resolve=_resolve,
+    resumable=True,
+    description="DAVIS label propagation + J&F on frozen features",
+)
