@@ -9,6 +9,8 @@ from stages import (
     image_shards,
     init_random,
     pretrain_image,
+    pretrain_siammae,
+    pretrain_vfs,
     video_shards,
 )
 
@@ -20,6 +22,8 @@ STAGES: dict[str, StageSpec] = {
         frame_index,
         init_random,
         pretrain_image,
+        pretrain_vfs,
+        pretrain_siammae,
         eval_label_propagation,
         eval_knn,
         eval_linear,

@@ -230,13 +230,27 @@ class SiamMAE(nn.Module):
         return {"z1": z1, "z2": z2, "mask": mask, "ids_restore": ids_restore}
 
     def decode(self, z1, z2, ids_restore, grid: tuple[int, int]) -> torch.Tensor:
-        """Predict every f2 patch: (B, 1+N, D), (B, 1+n_keep, D) -> (B, N, p*p*3)."""
+        """Decode f2's full token set against f1 (Sec. 3 "Decoder") and predict every patch.
+
+        Both frames' projected tokens get the same fixed sin-cos embedding of their grid
+        position (CLS: zeros): the paper builds "the full set of tokens" per frame this way; the
+        CropMAE re-implementation adds it to f2 only (f1's tokens carry the encoder's).
+
+        Args:
+            z1: (B, 1 + N, D) encoded f1.
+            z2: (B, 1 + n_keep, D) encoded visible f2 tokens.
+            ids_restore: (B, N) from :func:`random_masking`.
+            grid: the patch grid (h, w), h * w = N.
+
+        Returns:
+            (B, N, p*p*3) predictions in target space (per-patch normalised pixels).
+        """
         x1, x2 = self.decoder_embed(z1), self.decoder_embed(z2)
         b, n = ids_restore.shape
         fill = self.mask_token.to(x2.dtype).expand(b, n + 1 - x2.shape[1], -1)
         x2_ = torch.cat([x2[:, 1:], fill], dim=1)
         x2_ = torch.gather(x2_, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x2.shape[-1]))
-        # Same embedding for both frames (CLS slot 0): space only, no temporal embedding.
+        # Space only: no temporal embedding tells the frames apart (Sec. 3 "Patchify").
         pe = F.pad(sincos_pos_embed(x1.shape[-1], *grid), (0, 0, 1, 0)).to(x1)
         x1 = x1 + pe
         x2 = torch.cat([x2[:, :1], x2_], dim=1) + pe

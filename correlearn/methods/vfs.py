@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from pydantic import Field, model_validator
 from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from correlearn.config import StrictModel
 from correlearn.data.augment import ViewAug, augment_view, denormalize
@@ -62,6 +63,8 @@ class VFSConfig(StrictModel):
     momentum: float = Field(0.999, ge=0, le=1)
     # MoCo keeps m constant; "cosine" follows the loop's ema_tau rise from ``momentum`` to 1.
     ema_schedule: Literal["constant", "cosine"] = "constant"
+    # Zero the last BN scale of every residual block (SimSiam and the VFS ref code).
+    zero_init_residual: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> VFSConfig:
@@ -107,9 +110,20 @@ def simsiam_pair_loss(
 
 
 def moco_pair_loss(
-    q, k, queue, pairs, temperature: float = 0.2
+    q: torch.Tensor,
+    k: torch.Tensor,
+    queue: torch.Tensor,
+    pairs: list[tuple[int, int]],
+    temperature: float = 0.2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 4 per pair, both directions averaged: (B, n, d) queries/keys, (K, d) queue.
+    """Eq. 4 for each pair, in both directions (as the SimSiam loss), averaged.
+
+    Args:
+        q: (B, n, d) projections of the online encoder (queries).
+        k: (B, n, d) L2-normalised momentum-encoder keys (no gradient).
+        queue: (K, d) negatives from earlier batches (other videos).
+        pairs: frame index pairs (a, b): q_a against k_b and q_b against k_a.
+        temperature: tau of eq. 4 (0.2, Sec. 4.1).
 
     Returns:
         The mean InfoNCE and the top-1 accuracy of the positive among 1 + K logits.
@@ -124,7 +138,11 @@ def moco_pair_loss(
 class KeyQueue(nn.Module):
     """MoCo's negative bank (He et al. 2020, Sec. 3.2): a FIFO ring buffer of L2-normalised keys.
 
-    Starts with random unit vectors, as MoCo. Args: size K, key width dim.
+    Starts with random unit vectors, as MoCo; the pointer is a buffer, so checkpoints resume it.
+
+    Args:
+        size: K, keys held (VFS Sec. 4.1: 65536).
+        dim: key width.
     """
 
     def __init__(self, size: int, dim: int) -> None:
@@ -177,6 +195,10 @@ class VFS(nn.Module):
         self.cfg = cfg = cfg or VFSConfig()
         self.pairs = vfs_pairs(cfg.sampler.n, cfg.pairing)
         self.backbone = build_backbone(cfg.backbone, **cfg.backbone_kwargs)
+        if cfg.zero_init_residual:
+            for m in self.backbone.modules():
+                if isinstance(m, BasicBlock | Bottleneck):
+                    nn.init.zeros_(m.bn2.weight if isinstance(m, BasicBlock) else m.bn3.weight)
         width = self.backbone.out_dim
         if not cfg.negatives:
             dim = cfg.proj_dim or width

@@ -51,6 +51,7 @@ def test_defaults_are_the_papers():
     assert [m.out_features for m in model.projector if isinstance(m, torch.nn.Linear)] == [512] * 3
     assert [m.out_features for m in model.predictor if isinstance(m, torch.nn.Linear)] == [128, 512]
     assert not hasattr(model, "momentum_update")  # SimSiam: the loop does no EMA step
+    assert (model.backbone.net.layer1[0].bn2.weight == 0).all()  # zero_init_residual
     with pytest.raises(ConfigError, match="even n"):
         validate(VFSConfig, {"sampler": {"n": 5}})
     with pytest.raises(ConfigError, match="distant or continuous"):
