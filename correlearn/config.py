@@ -20,6 +20,27 @@ class ConfigError(ValueError):
     """A configuration file or override is invalid; the message names the file and key."""
 
 
+# Field metadata for settings that cannot change a stage's output (worker counts, logging cadence):
+# ``Field(..., json_schema_extra=NOT_IN_KEY)``. They are logged but left out of artifact keys.
+NOT_IN_KEY = {"in_key": False}
+
+
+def key_material(model: BaseModel) -> dict[str, Any]:
+    """``model.model_dump(mode="json")`` without the fields marked :data:`NOT_IN_KEY` (recursive)."""
+    out = {}
+    for name, value in model:
+        info = type(model).model_fields[name]
+        if (info.json_schema_extra or {}).get("in_key", True) is False:
+            continue
+        if isinstance(value, BaseModel):
+            out[name] = key_material(value)
+        else:
+            out[name] = type(model).__pydantic_serializer__.to_python(
+                model, mode="json", include={name}
+            )[name]
+    return out
+
+
 class StrictModel(BaseModel):
     """Base of every config model: unknown keys are errors, values are validated on assignment."""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from correlearn import __version__
 from correlearn.artifacts import ArtifactRef, ArtifactStore, compute_key
-from correlearn.config import ConfigError, apply_overrides, load_yaml, validate
+from correlearn.config import ConfigError, apply_overrides, key_material, load_yaml, validate
 from correlearn.stage import StageContext, StageSpec
 from correlearn.tracking import Tracker
 from correlearn.workspace import Workspace
@@ -54,11 +54,16 @@ class Pipeline:
         overrides: list[str] | None = None,
         tracker: Tracker | None = None,
         parent_run_id: str | None = None,
+        raw: dict[str, Any] | None = None,
     ):
         self.config_path = Path(config_path).resolve()
         self.overrides = list(overrides or [])
         self.base_dir = self.config_path.parent
-        self.raw = apply_overrides(load_yaml(self.config_path), overrides)
+        # A flow passes the mapping it read at its start, so editing the file mid-flow cannot
+        # give two stages of one run different configs.
+        self.raw = (
+            raw if raw is not None else apply_overrides(load_yaml(self.config_path), overrides)
+        )
         self.registry = registry
         self.ws = ws
         self.store = ArtifactStore(ws.artifacts)
@@ -93,9 +98,11 @@ class Pipeline:
         """The artifact key and the resolved (logged) config of a stage call."""
         spec = self._spec(stage)
         resolved = config.model_dump(mode="json")
+        material = key_material(config)
         if spec.resolve is not None:
-            resolved = {**resolved, **spec.resolve(config, self)}
-        key = compute_key(spec.name, spec.version, resolved, {k: v.key for k, v in inputs.items()})
+            extra = spec.resolve(config, self)
+            resolved, material = {**resolved, **extra}, {**material, **extra}
+        key = compute_key(spec.name, spec.version, material, {k: v.key for k, v in inputs.items()})
         return key, resolved
 
     def run_stage(

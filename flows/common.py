@@ -30,10 +30,13 @@ def stage_task(
     force: bool = False,
     section: str | None = None,
     stage_overrides: dict[str, Any] | None = None,
+    config_raw: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run one stage through the artifact store; returns its ``StageResult`` as a dict."""
     ws = activate()
-    pipe = Pipeline(config, stage_registry(), ws, overrides, Tracker(ws), parent_run_id)
+    pipe = Pipeline(
+        config, stage_registry(), ws, overrides, Tracker(ws), parent_run_id, raw=config_raw
+    )
     res = pipe.run_stage(
         stage,
         inputs={k: StageResult.from_dict(v) for k, v in inputs.items()},
@@ -54,6 +57,7 @@ class FlowSession:
     force: list[str]
     stop_after: str | None
     parent_run_id: str | None
+    raw: dict[str, Any] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
     stopped: bool = False
 
@@ -77,6 +81,7 @@ class FlowSession:
             force=stage in self.force or (section or "") in self.force,
             section=section,
             stage_overrides=overrides,
+            config_raw=self.raw,
         )
         res = {**res, "label": label or section or stage}
         self.results.append(res)
@@ -86,7 +91,7 @@ class FlowSession:
 
     def random_init(self, trained_stage: str) -> dict[str, Any] | None:
         """Run ``init_random`` with the backbone that ``trained_stage``'s config trains."""
-        method = Pipeline(self.config, stage_registry(), activate(), self.overrides)
+        method = Pipeline(self.config, stage_registry(), activate(), raw=self.raw)
         cfg = method.section(trained_stage).method
         return self.run(
             "init_random",
@@ -111,10 +116,11 @@ def flow_session(flow: str, config: str, overrides, force, stop_after):
     """Open the flow's MLflow parent run, yield a :class:`FlowSession`, close the run."""
     ws = activate()
     tracker = Tracker(ws)
-    Pipeline(config, stage_registry(), ws, overrides)  # fail fast on a bad config
+    raw = Pipeline(config, stage_registry(), ws, overrides).raw  # fail fast on a bad config
     run_id = tracker.start(flow, tags={"flow": flow, "config": str(Path(config).name)})
     tracker.log_artifact(run_id, config, "config")
-    session = FlowSession(flow, config, list(overrides), list(force), stop_after, run_id)
+    tracker.log_params(run_id, {"config": str(config), "overrides": list(overrides)})
+    session = FlowSession(flow, config, list(overrides), list(force), stop_after, run_id, raw)
     print(f"== flow {flow} (MLflow run {run_id}) ==", flush=True)
     try:
         yield session

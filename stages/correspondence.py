@@ -27,6 +27,7 @@ from correlearn.mining.correspondence import crop_boxes, embed_boxes, export_ref
 from correlearn.models.io import load_backbone
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.distributed import resolve_device
+from stages.knn import label
 from stages.proposals import read_boxes
 
 JSON_NAME = "correspondence.json"
@@ -94,10 +95,10 @@ def pair_picture(images: ShardedImages, table, n: int, height: int = 160) -> np.
     """The best pair of the ``n`` best-matching images: query | neighbour with boxes (ORL Fig. 3)."""
     if table.num_rows == 0 or n == 0:
         return None
-    keys = table.column("key").to_pylist()
-    picked: dict[str, int] = {}
+    keys, nbrs = table.column("key").to_pylist(), table.column("nbr_key").to_pylist()
+    picked: dict[frozenset, int] = {}  # one row per unordered image pair: A->B and B->A look alike
     for r in np.argsort(-table.column("score").to_numpy(), kind="stable").tolist():
-        picked.setdefault(keys[r], r)
+        picked.setdefault(frozenset((keys[r], nbrs[r])), r)
         if len(picked) == n:
             break
     rows = table.take(list(picked.values())).to_pylist()
@@ -114,9 +115,7 @@ def pair_picture(images: ShardedImages, table, n: int, height: int = 160) -> np.
             x1, y1, x2, y2 = (round(v * s) for v in box)
             cv2.rectangle(img, (x1, y1), (x2 - 1, y2 - 1), colour, 2)
             tiles.append(np.pad(img, ((2, 2), (2, 2), (0, 0))))
-        cv2.putText(
-            tiles[0], f"{r['score']:.3f}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1
-        )
+        label(tiles[0], f"{r['score']:.3f}", (8, 20))
         lines.append(np.concatenate(tiles, axis=1))
     width = max(x.shape[1] for x in lines)
     return np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1]), (0, 0))) for x in lines])

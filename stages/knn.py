@@ -55,12 +55,17 @@ def shards_of(embed_dir: Path) -> Path | None:
     return path if path.is_dir() else None
 
 
+def label(img: np.ndarray, text: str, org: tuple[int, int] = (4, 15)) -> np.ndarray:
+    """Write ``text`` in place on an RGB uint8 image, yellow on a black outline (any background)."""
+    for colour, thick in (((0, 0, 0), 3), ((255, 255, 0), 1)):
+        cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, thick, cv2.LINE_AA)
+    return img
+
+
 def _thumb(img: np.ndarray, height: int, text: str) -> np.ndarray:
     h, w = img.shape[:2]
     t = cv2.resize(img, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
-    t = np.ascontiguousarray(t)
-    cv2.putText(t, text, (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
-    return t
+    return label(np.ascontiguousarray(t), text)
 
 
 def neighbour_grid(

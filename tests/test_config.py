@@ -46,3 +46,22 @@ def test_bad_override_and_files(tmp_path):
     lst.write_text("- 1\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_yaml(lst)
+
+
+def test_key_material_drops_bookkeeping_fields():
+    from pydantic import Field
+
+    from correlearn.config import NOT_IN_KEY, key_material
+
+    class Loop(StrictModel):
+        lr: float = 0.1
+        workers: int = Field(4, json_schema_extra=NOT_IN_KEY)
+
+    class Stage(StrictModel):
+        loop: Loop = Loop()
+        size: tuple[int, int] = (1, 2)
+
+    a = key_material(Stage())
+    assert a == {"loop": {"lr": 0.1}, "size": [1, 2]}
+    assert key_material(Stage(loop=Loop(workers=0))) == a
+    assert key_material(Stage(loop=Loop(lr=0.2))) != a

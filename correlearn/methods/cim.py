@@ -29,7 +29,7 @@ from torchvision.utils import make_grid
 from correlearn.config import StrictModel
 from correlearn.data.augment import denormalize
 from correlearn.data.cim_pairs import CIMPairConfig
-from correlearn.methods.cim_losses import MAP_LOSSES, focal_map_loss, map_iou
+from correlearn.methods.cim_losses import MAP_LOSSES, map_iou
 from correlearn.methods.ema import ema_update
 from correlearn.models import build_backbone
 
@@ -82,25 +82,24 @@ class CIMConfig(StrictModel):
     pair: CIMPairConfig = Field(default_factory=CIMPairConfig)
 
 
-@functools.lru_cache(maxsize=16)
-def sincos_2d(dim: int, h: int, w: int) -> torch.Tensor:
-    """Fixed 2-D sin-cos position encoding (MAE's, used for CIM's PE in eq. 4): (h * w, dim).
+@functools.lru_cache(maxsize=32)
+def sincos_2d(dim: int, h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Fixed 2-D sin-cos position encoding (MAE's; CIM's PE of eq. 4), cached per device.
 
-    The first half of the channels encodes the column, the second the row, each as
-    [sin(p * omega), cos(p * omega)] with omega_i = 10000^(-i / (dim / 4)).
+    Channels [0, dim/2) encode the column, [dim/2, dim) the row, each as [sin(p omega),
+    cos(p omega)] with omega_i = 10000^(-i / (dim / 4)).
+
+    Returns:
+        (h * w, dim) float32, row-major over the (h, w) grid.
     """
     if dim % 4:
         raise ValueError(f"sin-cos position encoding needs dim % 4 == 0, got {dim}")
-    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
-    rows, cols = torch.meshgrid(
-        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
-    )
-
-    def enc(pos: torch.Tensor) -> torch.Tensor:
-        out = pos.reshape(-1, 1) * omega[None]
-        return torch.cat([out.sin(), out.cos()], dim=1)
-
-    return torch.cat([enc(cols), enc(rows)], dim=1).float()
+    with torch.inference_mode(False):  # a cached inference tensor would poison later training
+        omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
+        rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        parts = [p.reshape(-1, 1).double() * omega for p in (cols, rows)]
+        pe = torch.cat([f(p) for p in parts for f in (torch.sin, torch.cos)], dim=1)
+        return pe.float().to(device)
 
 
 class CrossAttentionBlock(nn.Module):
@@ -177,16 +176,19 @@ class CorrelationDecoder(nn.Module):
     """CIM's decoder (eq. 4-6): embed, correlate (x depth), LN, linear predictor, upsample.
 
     Args:
-        in_dim: encoder token width D; the remaining args as :class:`CIMConfig`.
+        in_dim: encoder token width D.
+        cfg: supplies ``decoder_dim``, ``decoder_depth``, ``decoder_heads``, ``mlp_ratio`` and
+            ``correlation``.
     """
 
-    def __init__(
-        self, in_dim: int, dim: int, depth: int, heads: int, mlp_ratio: float, correlation: str
-    ) -> None:
+    def __init__(self, in_dim: int, cfg: CIMConfig) -> None:
         super().__init__()
-        block = CrossAttentionBlock if correlation == "cross_attention" else ConvCorrelationBlock
+        dim = cfg.decoder_dim
+        block = ConvCorrelationBlock if cfg.correlation == "conv" else CrossAttentionBlock
         self.embed = nn.Linear(in_dim, dim)
-        self.blocks = nn.ModuleList(block(dim, heads, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            block(dim, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth)
+        )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pred = nn.Linear(dim, 2)  # 2-class logits as the ref code's Conv2d(512, 2, 1)
         for mod in self.modules():
@@ -210,7 +212,7 @@ class CorrelationDecoder(nn.Module):
         """
         b, _, hgt, wid = ctx.shape
         reps = ex.shape[0] // b
-        pe = sincos_2d(self.embed.out_features, hgt, wid).to(ctx.device, ctx.dtype)
+        pe = sincos_2d(self.embed.out_features, hgt, wid, ctx.device)
         # Embed once per context, then repeat per exemplar: every exemplar gets its own map.
         hc = (self.embed(ctx.flatten(2).transpose(1, 2)) + pe).repeat_interleave(reps, dim=0)
         hz = self.embed(ex.flatten(2).transpose(1, 2))
@@ -245,14 +247,7 @@ class CIM(nn.Module):
         self.target_backbone = None
         if cfg.bootstrap != "shared":
             self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
-        self.decoder = CorrelationDecoder(
-            self.backbone.out_dim,
-            cfg.decoder_dim,
-            cfg.decoder_depth,
-            cfg.decoder_heads,
-            cfg.mlp_ratio,
-            cfg.correlation,
-        )
+        self.decoder = CorrelationDecoder(self.backbone.out_dim, cfg)
 
     def encode(
         self, context: torch.Tensor, exemplars: torch.Tensor
@@ -298,11 +293,10 @@ class CIM(nn.Module):
         logits = self.forward_logits(batch).float()
         maps = batch["maps"]
         flat_l, flat_y = logits.flatten(0, 1), maps.flatten(0, 1)
+        fn = MAP_LOSSES[self.cfg.loss]
         if self.cfg.loss == "focal":
-            per_map = focal_map_loss(flat_l, flat_y, self.cfg.focal_alpha, self.cfg.focal_gamma)
-        else:
-            per_map = MAP_LOSSES[self.cfg.loss](flat_l, flat_y)
-        per_map = per_map.view(maps.shape[:2])
+            fn = functools.partial(fn, alpha=self.cfg.focal_alpha, gamma=self.cfg.focal_gamma)
+        per_map = fn(flat_l, flat_y).view(maps.shape[:2])
         loss = per_map.mean(0).sum() if self.cfg.exemplar_reduction == "sum" else per_map.mean()
         return {
             "loss": loss,
@@ -327,11 +321,13 @@ class CIM(nn.Module):
         Returns:
             ``{"cim_maps": (H, W, 3) uint8}``; up to two exemplars of each of the first contexts.
         """
+        per_ctx = min(batch["maps"].shape[1], 2)
+        # Only the pictured contexts go through the model: the loop passes a full training batch.
+        batch = {k: batch[k][: -(-max_rows // per_ctx)] for k in ("context", "exemplars", "maps")}
         probs = self.predict_maps(batch).cpu()
         ctx, ex, maps = (batch[k].detach().float().cpu() for k in ("context", "exemplars", "maps"))
-        b, e = maps.shape[:2]
         m = tuple(ctx.shape[-2:])
-        rows = [(i, j) for i in range(b) for j in range(min(e, 2))][:max_rows]
+        rows = [(i, j) for i in range(maps.shape[0]) for j in range(per_ctx)][:max_rows]
         tiles = []
         for i, j in rows:
             z = F.interpolate(ex[i, j][None], m, mode="bilinear", align_corners=False)[0]

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from correlearn.config import StrictModel
+from correlearn.config import NOT_IN_KEY, StrictModel
 
 
 class OptimConfig(StrictModel):
@@ -119,10 +119,11 @@ class TrainConfig(StrictModel):
     seed: int = 0
     device: str = "auto"
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
-    ckpt_every: int = Field(1000, ge=1)
-    keep_previous: bool = True
-    log_every: int = Field(20, ge=1)
-    num_workers: int = Field(4, ge=0)
+    # Bookkeeping that cannot change the trained weights: left out of the artifact key.
+    ckpt_every: int = Field(1000, ge=1, json_schema_extra=NOT_IN_KEY)
+    keep_previous: bool = Field(True, json_schema_extra=NOT_IN_KEY)
+    log_every: int = Field(20, ge=1, json_schema_extra=NOT_IN_KEY)
+    num_workers: int = Field(4, ge=0, json_schema_extra=NOT_IN_KEY)
     devices: int = Field(1, ge=1)
     nodes: int = Field(1, ge=1)
     sync_bn: bool = True
