@@ -86,6 +86,26 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
     return out
 
 
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``over``, recursing into mappings present in both (lists are replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def with_defaults(model: type[BaseModel], raw: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``raw`` over the model's defaults, so a YAML section overrides field by field.
+
+    Without this, ``optim: {base_lr: 0.1}`` would rebuild the nested optimiser config from its
+    class defaults and silently drop the stage's paper defaults (SGD for VFS, say).
+    """
+    return deep_merge(model().model_dump(mode="python"), raw)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with an error naming the file when it is missing or malformed."""
     path = Path(path)

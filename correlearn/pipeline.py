@@ -16,7 +16,15 @@ from typing import Any
 
 from correlearn import __version__
 from correlearn.artifacts import ArtifactRef, ArtifactStore, compute_key
-from correlearn.config import ConfigError, apply_overrides, key_material, load_yaml, validate
+from correlearn.config import (
+    ConfigError,
+    apply_overrides,
+    deep_merge,
+    key_material,
+    load_yaml,
+    validate,
+    with_defaults,
+)
 from correlearn.stage import StageContext, StageSpec
 from correlearn.tracking import Tracker
 from correlearn.workspace import Workspace
@@ -85,8 +93,8 @@ class Pipeline:
         """Validate a stage's config section (default: the stage's own name) with overrides."""
         spec = self._spec(stage)
         name = section or stage
-        raw = dict(self.raw.get(name) or {})
-        raw.update(overrides or {})
+        raw = deep_merge(self.raw.get(name) or {}, overrides or {})
+        raw = with_defaults(spec.config_model, raw)
         return validate(spec.config_model, raw, self.config_path.name, prefix=name)
 
     def _spec(self, stage: str) -> StageSpec:

@@ -65,3 +65,23 @@ def test_key_material_drops_bookkeeping_fields():
     assert a == {"loop": {"lr": 0.1}, "size": [1, 2]}
     assert key_material(Stage(loop=Loop(workers=0))) == a
     assert key_material(Stage(loop=Loop(lr=0.2))) != a
+
+
+def test_yaml_overrides_nested_defaults_field_by_field(tmp_path):
+    """A stage whose default optimiser differs from the class default keeps it under overrides."""
+    from pydantic import Field
+
+    from correlearn.pipeline import Pipeline
+    from correlearn.stage import StageSpec
+    from correlearn.workspace import get_workspace
+
+    class Stage(StrictModel):
+        inner: Inner = Field(default_factory=lambda: Inner(lr=0.05, sizes=[7]))
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("s: {inner: {sizes: [8]}}\n")
+    pipe = Pipeline(cfg, {"s": StageSpec("s", 1, Stage, lambda ctx: None)}, get_workspace(tmp_path))
+    got = pipe.section("s")
+    assert got.inner.lr == 0.05 and got.inner.sizes == [8]
+    with pytest.raises(ConfigError, match=r"c.yaml: s.inner.lrr: unknown key"):
+        pipe.section("s", overrides={"inner": {"lrr": 1}})
