@@ -1,4 +1,4 @@
-"""Helpers the stage modules share: dataset specs from the pipeline config and their fingerprints."""
+"""Helpers the stage modules share: dataset specs and fingerprints, usable videos of a sampler."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow.parquet as pq
+
 from correlearn.config import ConfigError, validate
-from correlearn.data.sources import DatasetSpec, list_images, list_videos, resolve_root
+from correlearn.data.frame_index import FrameSampler, valid_videos
+from correlearn.data.readers import ShardedVideos
+from correlearn.data.sources import DataError, DatasetSpec, list_images, list_videos, resolve_root
+from correlearn.stage import StageContext
 
 
 def get_dataset(pipe: Any, name: str, **changes: Any) -> DatasetSpec:
@@ -43,3 +49,35 @@ def fingerprint(spec: DatasetSpec, base: Path, videos: bool) -> dict[str, Any]:
         "files": n_files,
         "fingerprint": h.hexdigest()[:16],
     }
+
+
+def usable_videos(ctx: StageContext, videos: ShardedVideos, sampler: FrameSampler) -> list[int]:
+    """Row positions in ``videos`` of the videos long enough for ``sampler``.
+
+    The others are skipped with their reason (``ctx.skip``), never a crash.
+
+    Raises:
+        DataError: no video is usable, or the frame index does not match the video shards.
+    """
+    index = ctx.input_path("frames") / "frame_index.parquet"
+    ok, skipped = valid_videos(index, sampler)
+    for key, reason in skipped:
+        ctx.skip(key, reason)
+    keys = pq.read_table(index, columns=["key"]).column("key").to_pylist()
+    try:
+        ids = [videos.position(keys[i]) for i in ok]
+    except KeyError as exc:
+        raise DataError(f"{index}: video {exc} is not in the video shards") from None
+    if not ids:
+        raise DataError(
+            f"no usable video: all {len(keys)} videos are too short for {sampler.kind} sampling "
+            f"(first reason: {skipped[0][1] if skipped else 'empty index'})"
+        )
+    ctx.count("videos_used", len(ids))
+    ctx.count("videos_skipped", len(skipped))
+    return ids
+
+
+def draw_videos(rng: np.random.Generator, ids: list[int], k: int) -> np.ndarray:
+    """Draw ``k`` distinct usable videos for one step (with replacement only if there are fewer)."""
+    return rng.choice(np.asarray(ids), size=k, replace=k > len(ids))

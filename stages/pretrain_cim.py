@@ -10,7 +10,7 @@ from correlearn.data.readers import ShardedImages
 from correlearn.methods.cim import CIM, CIMConfig
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.config import OptimConfig, TrainConfig
-from correlearn.train.stage_run import train_in_stage
+from correlearn.train.stage_run import train_configured
 
 
 def _cim_optim() -> OptimConfig:
@@ -52,16 +52,7 @@ def run(ctx: StageContext) -> dict:
         idx = rng.integers(0, len(images), size=batch_size)
         return build_cim_batch([images[int(i)]["image"] for i in idx], rng, cfg.method.pair)
 
-    return train_in_stage(
-        ctx,
-        method,
-        build_batch,
-        cfg.train,
-        cfg.optim,
-        num_samples=len(images),
-        backbone=(cfg.method.backbone, cfg.method.backbone_kwargs),
-        method_name="cim",
-    )
+    return train_configured(ctx, method, build_batch, len(images), "cim")
 
 
 STAGE = StageSpec(

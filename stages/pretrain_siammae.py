@@ -9,8 +9,8 @@ from correlearn.data.readers import ShardedVideos
 from correlearn.methods.siammae import SiamMAE, SiamMAEConfig, build_siammae_batch
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.config import OptimConfig, TrainConfig
-from correlearn.train.stage_run import train_in_stage
-from stages.pretrain_vfs import draw_videos, usable_videos
+from correlearn.train.stage_run import train_configured
+from stages.common import draw_videos, usable_videos
 
 
 def _siammae_optim() -> OptimConfig:
@@ -55,16 +55,7 @@ def run(ctx: StageContext) -> dict:
     def build_batch(step, rng, gen):
         return build_siammae_batch(videos, draw_videos(rng, ids, per_step), rng, cfg.method)
 
-    return train_in_stage(
-        ctx,
-        method,
-        build_batch,
-        cfg.train,
-        cfg.optim,
-        num_samples=len(ids),
-        backbone=(cfg.method.backbone, cfg.method.backbone_kwargs),
-        method_name="siammae",
-    )
+    return train_configured(ctx, method, build_batch, len(ids), "siammae")
 
 
 STAGE = StageSpec(

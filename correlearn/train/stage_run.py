@@ -119,6 +119,32 @@ def train_in_stage(
     return {k: v for k, v in result_meta.items() if k != "loss_history"}
 
 
+def train_configured(
+    ctx: StageContext,
+    method: nn.Module,
+    build_batch: Callable[[int, np.random.Generator, torch.Generator], dict[str, Any]],
+    num_samples: int,
+    method_name: str,
+) -> dict[str, Any]:
+    """:func:`train_in_stage` for the usual stage config (``method``, ``train``, ``optim`` fields).
+
+    Args:
+        ctx: the stage context; ``ctx.config`` has ``method.backbone(_kwargs)``, ``train``, ``optim``.
+        method: the method module.
+        build_batch: ``(step, rng, gen) -> batch``.
+        num_samples: samples per epoch.
+        method_name: registry name of the method (written to ``backbone.json``).
+
+    Returns:
+        The manifest metadata of :func:`train_in_stage`.
+    """
+    cfg = ctx.config
+    backbone = (cfg.method.backbone, cfg.method.backbone_kwargs)
+    return train_in_stage(
+        ctx, method, build_batch, cfg.train, cfg.optim, num_samples, backbone, method_name
+    )
+
+
 def _loss_curve(ctx: StageContext, history: list) -> None:
     if not history:
         return
