@@ -125,9 +125,85 @@ def flow_session(flow: str, config: str, overrides, force, stop_after):
     try:
         yield session
     except BaseException:
+        publish_run(session.summary(), tracker, run_id, "failed", config, overrides)
         tracker.end(run_id, ok=False)
         raise
     hits = sum(r["cache_hit"] for r in session.results)
     tracker.log_metrics(run_id, {"stages": len(session.results), "cache_hits": hits})
+    publish_run(session.summary(), tracker, run_id, "completed", config, overrides)
     tracker.end(run_id)
     print(f"== flow {flow}: {len(session.results)} stages, {hits} cache hits ==", flush=True)
+
+
+def publish_run(
+    result: dict[str, Any],
+    tracker: Tracker | None = None,
+    run_id: str | None = None,
+    status: str = "completed",
+    config: str | None = None,
+    overrides: list[str] | None = None,
+) -> Path | None:
+    """Record a flow's result and report: MLflow artifacts, HTML file, Prefect artifact.
+
+    Logs ``flow_result.json`` (the artifact keys the run used; ``correlearn gc`` keeps them) and
+    ``report.html`` to the parent run, writes ``reports/<flow>-<timestamp>.html`` and
+    ``reports/latest-<flow>.html`` under ``CORRELEARN_HOME``, and links the file from the Prefect
+    flow run (a markdown artifact). A report that cannot be written is a warning, never a failure.
+    """
+    import json
+    import shutil
+    import tempfile
+    import warnings
+
+    from correlearn.report import lp_results, publish_report
+    from correlearn.tracking import run_url
+
+    ws = activate()
+    meta = {"status": status, "config": config, "overrides": overrides, "home": str(ws.home)}
+    if tracker and run_id:
+        meta.update(mlflow_run_id=run_id, mlflow_url=run_url(tracker, run_id))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if tracker and run_id:
+                rec = Path(tmp) / "flow_result.json"
+                rec.write_text(json.dumps(result, default=str))
+                tracker.log_artifact(run_id, rec)
+            path = publish_report(result, ws.home / "reports", meta)
+            if tracker and run_id:
+                shutil.copyfile(path, Path(tmp) / "report.html")
+                tracker.log_artifact(run_id, Path(tmp) / "report.html")
+        _prefect_report_artifact(result, path, meta, lp_results(result.get("stages") or []))
+    except Exception as exc:  # noqa: BLE001 - the flow's work is done; a report must not undo it
+        warnings.warn(f"flow {result.get('flow')}: report not written: {exc}", stacklevel=2)
+        return None
+    print(f"report: {path}", flush=True)
+    return path
+
+
+def _prefect_report_artifact(result, path: Path, meta: dict, lp: dict) -> None:
+    """A markdown artifact on the Prefect flow run that links the report (no-op outside a run)."""
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return
+    lines = [f"**Report**: [{path.name}]({path.as_uri()})  ", f"`{path}`", ""]
+    if meta.get("mlflow_url"):
+        lines += [f"**MLflow run**: [{meta['mlflow_run_id']}]({meta['mlflow_url']})", ""]
+    if lp:
+        lines += ["| checkpoint | J&F | J | F |", "|---|---|---|---|"]
+        for name, m in lp.items():
+            vals = [m.get(k) for k in ("JF_mean", "J_mean", "F_mean")]
+            lines.append(
+                f"| {name} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals) + " |"
+            )
+        lines.append("")
+    lines += ["| label | stage | cache hit | key |", "|---|---|---|---|"]
+    for r in result.get("stages") or []:
+        lines.append(
+            f"| {r.get('label')} | {r.get('stage')} | {r.get('cache_hit')} | `{r.get('key')}` |"
+        )
+    flow = "".join(c if c.isalnum() else "-" for c in str(result.get("flow", "flow")).lower())
+    create_markdown_artifact(
+        markdown="\n".join(lines), key=f"report-{flow}", description="correlearn run report"
+    )

@@ -1,8 +1,8 @@
 """Flow ``orl``: ORL's three stages, then label propagation and k-NN against BYOL and random init.
 
 image_shards -> pretrain_image (stage 1, BYOL) -> embed -> knn; proposals; correspondence (stage 2)
--> pretrain_object (stage 3) -> ``eval_label_propagation`` on ORL, BYOL and a random init of the ORL
-backbone; ``eval_knn`` on ORL and BYOL.
+-> pretrain_object (stage 3); then ``eval_label_propagation`` and ``eval_knn`` (``s.evaluate``) on
+ORL, on BYOL and on a random init of ORL's backbone.
 
 Proposals are the expensive mining step. By default the ``proposals`` stage runs as one task and
 spreads selective search over a process pool, shard by shard (resumable). With
@@ -44,7 +44,7 @@ def proposals_shard_task(shards_dir: str, shard: str, cfg: dict[str, Any], out_d
 def _map_proposals(s: FlowSession, shards: dict[str, Any]) -> None:
     from stages.proposals import shard_file, shard_names
 
-    pipe = Pipeline(s.config, stage_registry(), activate(), s.overrides)
+    pipe = Pipeline(s.config, stage_registry(), activate(), raw=s.raw)
     cfg = pipe.section("proposals")
     key, _ = pipe.key_of("proposals", cfg, {"shards": ArtifactRef.from_dict(shards)})
     if s.stopped or (pipe.store.exists("proposals", key) and "proposals" not in s.force):
@@ -69,8 +69,7 @@ def orl_flow(
     map_proposals: bool = False,
 ) -> dict:
     """ORL end to end plus its evaluations; returns ``{"flow", "stages": [...]}``."""
-    overrides = overrides or []
-    with flow_session("orl", config, overrides, force or [], stop_after) as s:
+    with flow_session("orl", config, overrides or [], force or [], stop_after) as s:
         shards = s.run("image_shards")
         byol = s.run("pretrain_image", inputs={"shards": shards})
         emb = s.run("embed", inputs={"checkpoint": byol, "shards": shards})
@@ -86,21 +85,7 @@ def orl_flow(
             "pretrain_object",
             inputs={"shards": shards, "proposals": props, "correspondence": corr},
         )
-        method = (
-            Pipeline(config, stage_registry(), activate(), overrides)
-            .section("pretrain_object")
-            .method
-        )
-        rand = s.run(
-            "init_random",
-            overrides={"backbone": method.backbone, "backbone_kwargs": method.backbone_kwargs},
-        )
-        for name, ckpt in (("orl", orl), ("byol", byol), ("random", rand)):
-            s.run(
-                "eval_label_propagation",
-                inputs={"checkpoint": ckpt},
-                label=f"eval_label_propagation[{name}]",
-            )
-        for name, ckpt in (("orl", orl), ("byol", byol)):
-            s.run("eval_knn", inputs={"checkpoint": ckpt}, label=f"eval_knn[{name}]")
+        s.evaluate("orl", orl)
+        s.evaluate("byol", byol)
+        s.evaluate("random", s.random_init("pretrain_object"))
     return s.summary()

@@ -2,16 +2,21 @@
 
 from correlearn.stage import StageSpec
 from stages import (
+    correspondence,
+    embed,
     eval_knn,
     eval_label_propagation,
     eval_linear,
     frame_index,
     image_shards,
     init_random,
+    knn,
     pretrain_cim,
     pretrain_image,
+    pretrain_object,
     pretrain_siammae,
     pretrain_vfs,
+    proposals,
     video_shards,
 )
 
@@ -23,6 +28,11 @@ STAGES: dict[str, StageSpec] = {
         frame_index,
         init_random,
         pretrain_image,
+        embed,
+        knn,
+        proposals,
+        correspondence,
+        pretrain_object,
         pretrain_cim,
         pretrain_vfs,
         pretrain_siammae,

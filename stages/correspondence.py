@@ -21,7 +21,7 @@ from pydantic import Field
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from correlearn.config import StrictModel
+from correlearn.config import NOT_IN_KEY, StrictModel
 from correlearn.data.readers import ShardedImages
 from correlearn.mining.correspondence import crop_boxes, embed_boxes, export_ref_json, mine_pairs
 from correlearn.models.io import load_backbone
@@ -40,8 +40,8 @@ class CorrespondenceConfig(StrictModel):
         pair_ratio: N as a fraction of the query image's RoI count (0.1; Table 5b: 5%, 10%, 20%).
         knn_k: use the first ``knn_k`` stored neighbours (None: all; Table 5b ablates K).
         crop_size: side of the RoI crops fed to the backbone (224).
-        batch_size: crops per forward pass.
-        num_workers: decoding/cropping worker processes.
+        batch_size: crops per forward pass (not in the artifact key).
+        num_workers: decoding/cropping worker processes (not in the artifact key).
         device: ``auto`` uses CUDA when present.
         picture_pairs: rows of the RoI-pair picture (0: none).
     """
@@ -49,8 +49,8 @@ class CorrespondenceConfig(StrictModel):
     pair_ratio: float = Field(0.1, gt=0)
     knn_k: int | None = Field(None, ge=1)
     crop_size: int = Field(224, ge=16)
-    batch_size: int = Field(128, ge=1)
-    num_workers: int = Field(2, ge=0)
+    batch_size: int = Field(128, ge=1, json_schema_extra=NOT_IN_KEY)
+    num_workers: int = Field(2, ge=0, json_schema_extra=NOT_IN_KEY)
     device: str = "auto"
     picture_pairs: int = Field(4, ge=0)
 
@@ -92,7 +92,11 @@ def _knn_ids(knn_dir: Path, keys: list[str], k: int | None) -> np.ndarray:
 
 
 def pair_picture(images: ShardedImages, table, n: int, height: int = 160) -> np.ndarray | None:
-    """The best pair of the ``n`` best-matching images: query | neighbour with boxes (ORL Fig. 3)."""
+    """Best pair of the ``n`` best-matching image pairs: query | neighbour, boxes drawn (ORL Fig. 3).
+
+    Returns:
+        (H, W, 3) uint8 RGB, or None without pairs.
+    """
     if table.num_rows == 0 or n == 0:
         return None
     keys, nbrs = table.column("key").to_pylist(), table.column("nbr_key").to_pylist()

@@ -20,12 +20,12 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import InterpolationMode
 from tqdm.auto import tqdm
 
-from correlearn.config import StrictModel
+from correlearn.config import NOT_IN_KEY, StrictModel
 from correlearn.data.augment import normalize
 from correlearn.data.readers import ShardedImages
 from correlearn.eval.probes import extract_features
 from correlearn.methods.byol import BYOL, BYOLConfig
-from correlearn.models.io import load_backbone
+from correlearn.models.io import load_backbone, read_backbone_spec
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.checkpoint import latest_checkpoint, load_checkpoint
 from correlearn.train.distributed import resolve_device
@@ -39,16 +39,16 @@ class EmbedConfig(StrictModel):
             artifact) or ``backbone`` (pooled backbone feature of any checkpoint artifact).
         resize: short side before the centre crop.
         crop: side of the centre crop.
-        batch_size: images per forward pass.
-        num_workers: decoding worker processes.
+        batch_size: images per forward pass (not in the artifact key).
+        num_workers: decoding worker processes (not in the artifact key).
         device: ``auto`` uses CUDA when present.
     """
 
     feature: Literal["projector", "backbone"] = "projector"
     resize: int = Field(256, ge=16)
     crop: int = Field(224, ge=16)
-    batch_size: int = Field(128, ge=1)
-    num_workers: int = Field(2, ge=0)
+    batch_size: int = Field(128, ge=1, json_schema_extra=NOT_IN_KEY)
+    num_workers: int = Field(2, ge=0, json_schema_extra=NOT_IN_KEY)
     device: str = "auto"
 
 
@@ -75,6 +75,9 @@ def load_byol(folder: str | Path) -> BYOL:
         The method in eval mode on the CPU, with the trained weights.
     """
     folder = Path(folder)
+    method = read_backbone_spec(folder).get("method")
+    if method != "byol":
+        raise ValueError(f"{folder}: a {method!r} checkpoint; feature=projector needs a BYOL one")
     manifest = json.loads((folder / "manifest.json").read_text())
     method = BYOL(BYOLConfig.model_validate(manifest["config"]["method"]))
     ckpt = latest_checkpoint(folder / "train")

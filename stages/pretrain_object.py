@@ -15,7 +15,7 @@ from correlearn.data.readers import ShardedImages
 from correlearn.methods.orl import ORL, ORLConfig, RoIPairIndex, build_orl_batch
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.config import OptimConfig, TrainConfig
-from correlearn.train.stage_run import train_in_stage
+from correlearn.train.stage_run import train_configured
 from stages.proposals import read_boxes
 
 
@@ -54,16 +54,7 @@ def run(ctx: StageContext) -> dict:
         idx = rng.integers(0, len(images), size=batch_size)
         return build_orl_batch(images, pairs, boxes, idx, rng, cfg.method)
 
-    return train_in_stage(
-        ctx,
-        ORL(cfg.method),
-        build_batch,
-        cfg.train,
-        cfg.optim,
-        num_samples=len(images),
-        backbone=(cfg.method.backbone, cfg.method.backbone_kwargs),
-        method_name="orl",
-    )
+    return train_configured(ctx, ORL(cfg.method), build_batch, len(images), "orl")
 
 
 STAGE = StageSpec(

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from correlearn.config import StrictModel
+from correlearn.config import NOT_IN_KEY, StrictModel
 from correlearn.data.readers import ShardedImages
 from correlearn.mining.boxes import orl_filter
 from correlearn.mining.proposals import propose_many
@@ -47,7 +47,8 @@ class ProposalsConfig(StrictModel):
         aspect_range: admissible w / h.
         iou_thresh: maximal IoU with an already kept box.
         max_boxes: boxes kept per image (100).
-        processes: selective-search worker processes (results do not depend on it).
+        processes: selective-search worker processes (with a seed the boxes do not depend on
+            it, so it is not in the artifact key).
         seed: C ``rand`` seed per image (OpenCV ranks regions with it); None: process state.
     """
 
@@ -57,7 +58,7 @@ class ProposalsConfig(StrictModel):
     aspect_range: tuple[float, float] = (1 / 3, 3.0)
     iou_thresh: float = Field(0.5, ge=0, le=1)
     max_boxes: int = Field(100, ge=1)
-    processes: int = Field(2, ge=1)
+    processes: int = Field(2, ge=1, json_schema_extra=NOT_IN_KEY)
     seed: int | None = 1
 
 
@@ -107,11 +108,26 @@ def propose_shard(
     return path
 
 
+def read_boxes(proposals_dir: str | Path, keys: list[str]) -> list[np.ndarray]:
+    """Filtered boxes of a ``proposals`` artifact per image, in the order of ``keys``.
+
+    Returns:
+        One (B_i, 4) float32 xyxy array per key; (0, 4) for keys the artifact lacks.
+    """
+    table = pq.read_table(Path(proposals_dir) / "boxes.parquet")
+    found = dict(
+        zip(table.column("key").to_pylist(), table.column("boxes").to_pylist(), strict=True)
+    )
+    return [np.asarray(found.get(k, []), dtype=np.float32).reshape(-1, 4) for k in keys]
+
+
 def run(ctx: StageContext) -> dict:
     """Propose per shard (skipping finished ones), then merge into ``boxes.parquet``."""
     cfg: ProposalsConfig = ctx.config
     src = ctx.input_path("shards")
     names = shard_names(src)
+    for tmp in ctx.out_dir.glob(".boxes-*.tmp*"):  # a write cut short by the stop
+        tmp.unlink()
     done = [n for n in names if shard_file(ctx.out_dir, n).is_file()]
     if done:
         ctx.info(f"{len(done)}/{len(names)} shard(s) already proposed; skipping them")
@@ -120,7 +136,8 @@ def run(ctx: StageContext) -> dict:
             ctx.info(f"shard {k + 1}/{len(names)}: {name}")
             propose_shard(src, name, cfg, ctx.out_dir)
     parts = [shard_file(ctx.out_dir, n) for n in names]
-    table = pa.concat_tables([pq.read_table(p, schema=BOXES_SCHEMA) for p in parts])
+    tables = [pq.read_table(p, schema=BOXES_SCHEMA) for p in parts]
+    table = pa.concat_tables(tables) if tables else BOXES_SCHEMA.empty_table()
     pq.write_table(table, ctx.out_dir / "boxes.parquet")
     for p in parts:
         p.unlink()
@@ -147,16 +164,3 @@ STAGE = StageSpec(
     resumable=True,
     description="selective-search RoIs + ORL filter (stage 2 (ii)), resumable per shard",
 )
-
-
-def read_boxes(proposals_dir: str | Path, keys: list[str]) -> list[np.ndarray]:
-    """Filtered boxes of a ``proposals`` artifact per image, in the order of ``keys``.
-
-    Returns:
-        One (B_i, 4) float32 xyxy array per key; (0, 4) for keys the artifact lacks.
-    """
-    table = pq.read_table(Path(proposals_dir) / "boxes.parquet")
-    found = dict(
-        zip(table.column("key").to_pylist(), table.column("boxes").to_pylist(), strict=True)
-    )
-    return [np.asarray(found.get(k, []), dtype=np.float32).reshape(-1, 4) for k in keys]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from correlearn.methods.byol import BYOL, BYOLConfig
 from correlearn.methods.cim import CIM, CIMConfig
+from correlearn.methods.orl import ORL, ORLConfig
 from correlearn.methods.siammae import SiamMAE, SiamMAEConfig
 from correlearn.methods.vfs import VFS, VFSConfig
 
 METHODS = {
     "byol": (BYOL, BYOLConfig),
+    "orl": (ORL, ORLConfig),
     "cim": (CIM, CIMConfig),
     "vfs": (VFS, VFSConfig),
     "siammae": (SiamMAE, SiamMAEConfig),

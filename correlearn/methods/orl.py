@@ -1,8 +1,8 @@
 """ORL stage 3: object-level BYOL on global views, intra-RoI and inter-RoI pairs (Xie et al. 2021).
 
 Loss (ORL eq. 2): ``L = l1 L_image + l2 L_intra-RoI + l3 L_inter-RoI``, every term a symmetric BYOL
-loss (ORL eq. 1 plus the swapped term, Sec. 3.1), all weights 1. Backbone and projector are shared by
-the three branches; each branch has its own predictor (Sec. 3.2 "Network architecture"; reference
+loss (ORL eq. 1 plus the swapped term, Sec. 3.1), all weights 1. Backbone and projector are shared
+by the three branches; each branch has its own predictor (Sec. 3.2 "Network architecture"; reference
 ``openselfsup/models/orl.py``: ``global_head``, ``local_intra_head``, ``local_inter_head``). The EMA
 target starts at tau = 0.99 (Sec. 3.2). Stage 3 starts from a random initialisation: the reference
 config ``configs/selfsup/orl/coco/stage3/r50_bs512_ep800.py`` has ``pretrained=None``; stage 1 only
@@ -51,7 +51,8 @@ from correlearn.models.heads import mlp
 
 Branches = Literal["both", "intra", "inter"]
 _LOCAL = {"both": ("intra", "inter"), "intra": ("intra",), "inter": ("inter",)}
-_INPUTS = ("view1", "view2", "intra1", "intra2", "inter1", "inter2")
+_PAIRS = {"image": ("view1", "view2"), "intra": ("intra1", "intra2"), "inter": ("inter1", "inter2")}
+_INPUTS = tuple(k for pair in _PAIRS.values() for k in pair)
 
 
 class ORLConfig(StrictModel):
@@ -146,15 +147,11 @@ class ORL(nn.Module):
             ``loss`` (weighted sum, back-propagated) and the unweighted ``loss_image`` and
             ``loss_intra`` / ``loss_inter`` of the active branches (detached).
         """
-        weights = {"image": self.cfg.weight_image, "intra": self.cfg.weight_intra}
-        weights["inter"] = self.cfg.weight_inter
-        keys = {"image": ("view1", "view2"), "intra": ("intra1", "intra2")}
-        keys["inter"] = ("inter1", "inter2")
         out: dict[str, torch.Tensor] = {}
-        total = None
+        total = 0.0
         for b in self.branches:
-            loss = self.branch_loss(b, batch[keys[b][0]], batch[keys[b][1]])
-            total = weights[b] * loss if total is None else total + weights[b] * loss
+            loss = self.branch_loss(b, batch[_PAIRS[b][0]], batch[_PAIRS[b][1]])
+            total = total + getattr(self.cfg, f"weight_{b}") * loss
             out[f"loss_{b}"] = loss.detach()
         return {"loss": total, **out}
 
@@ -167,16 +164,12 @@ class ORL(nn.Module):
     def pictures(self, batch: dict[str, torch.Tensor], max_images: int = 8) -> dict[str, Any]:
         """Inputs of each branch: ``{"views"|"intra"|"inter": (H, W, 3) uint8}``, two rows each."""
         out = {}
-        for name, (a, b) in {
-            "views": ("view1", "view2"),
-            "intra": ("intra1", "intra2"),
-            "inter": ("inter1", "inter2"),
-        }.items():
+        for branch, (a, b) in _PAIRS.items():
             if a in batch:
                 n = min(max_images, batch[a].shape[0])
                 x = torch.cat([batch[a][:n], batch[b][:n]]).detach().float().cpu()
                 grid = make_grid(denormalize(x), nrow=n, padding=2, pad_value=255)
-                out[name] = grid.permute(1, 2, 0).numpy()
+                out["views" if branch == "image" else branch] = grid.permute(1, 2, 0).numpy()
         return out
 
 
