@@ -3,22 +3,12 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from correlearn.data.frame_index import build_frame_index, write_frame_index
 from correlearn.data.shards import write_video_shards
 from correlearn.data.sources import DatasetSpec, list_videos
 
 DAVIS = Path(__file__).resolve().parents[3] / "shared" / "data" / "davis2016-train"
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: the nets are tiny and the CPUs shared, where spinning threads cost."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

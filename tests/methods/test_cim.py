@@ -29,15 +29,6 @@ def _batch(b=2, seed=0):
     return build_cim_batch(imgs, np.random.default_rng(seed), PAIR)
 
 
-@pytest.fixture
-def one_thread():
-    # Tiny nets gain nothing from intra-op threads, and on a busy shared CPU they spin-wait.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_config_defaults_are_the_papers():
     cfg = CIMConfig()
     assert (cfg.backbone, cfg.base_tau, cfg.bootstrap) == (
@@ -59,7 +50,7 @@ def test_config_defaults_are_the_papers():
 @pytest.mark.parametrize(
     "backbone,grids", [("vit_test_patch16", ((4, 4), (2, 2))), ("resnet_test", ((2, 2), (1, 1)))]
 )
-def test_shapes_for_vit_and_resnet(backbone, grids, one_thread):
+def test_shapes_for_vit_and_resnet(backbone, grids):
     torch.manual_seed(0)
     model = CIM(_cfg(backbone))
     batch = _batch()
@@ -72,7 +63,7 @@ def test_shapes_for_vit_and_resnet(backbone, grids, one_thread):
     assert pic.dtype == np.uint8 and pic.shape == (4 * 66 + 2, 4 * 66 + 2, 3)
 
 
-def test_attention_runs_from_context_to_exemplar(one_thread):
+def test_attention_runs_from_context_to_exemplar():
     torch.manual_seed(0)
     block = CrossAttentionBlock(32, 4, 4.0)
     hc = torch.randn(2, 16, 32)
@@ -99,7 +90,7 @@ def test_attention_runs_from_context_to_exemplar(one_thread):
 
 
 @pytest.mark.parametrize("correlation", ["cross_attention", "conv"])
-def test_bootstraps_route_gradients(correlation, one_thread):
+def test_bootstraps_route_gradients(correlation):
     # Table 2: which input reaches the loss through a differentiable (online) encoder.
     for bootstrap, grad_to in [
         ("online_exemplar_target_context", {"exemplars"}),
@@ -138,7 +129,7 @@ def test_momentum_update_moves_target_only():
 
 
 @pytest.mark.parametrize("backbone", ["vit_test_patch16", "resnet_test"])
-def test_loss_falls_on_a_fixed_batch(backbone, one_thread):
+def test_loss_falls_on_a_fixed_batch(backbone):
     torch.manual_seed(0)
     model = CIM(_cfg(backbone))
     batch = _batch()
@@ -178,7 +169,7 @@ def test_map_losses_known_values():
     assert map_iou(perfect, y) == 1.0 and map_iou(-perfect, y) == 0.0
 
 
-def test_exemplar_reduction_and_loss_switch(one_thread):
+def test_exemplar_reduction_and_loss_switch():
     torch.manual_seed(0)
     batch = _batch()
     for loss in ("ce", "balanced_ce", "mse", "focal"):

@@ -42,7 +42,7 @@ def test_defaults_are_the_paper_and_ref_code():
         validate(ORLConfig, {"branches": "none"})
 
 
-def test_loss_falls_on_a_fixed_batch(one_thread):
+def test_loss_falls_on_a_fixed_batch():
     torch.manual_seed(0)
     model = ORL(_cfg())
     assert set(model.predictors) == {"image", "intra", "inter"}
@@ -64,7 +64,7 @@ def test_loss_falls_on_a_fixed_batch(one_thread):
     assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3]), losses
 
 
-def test_branch_switch_and_weights(one_thread):
+def test_branch_switch_and_weights():
     torch.manual_seed(0)
     model = ORL(_cfg(branches="intra", weight_image=0.5))
     assert set(model.predictors) == {"image", "intra"}

@@ -92,7 +92,7 @@ def test_patchify_roundtrip_and_masked_loss():
     assert masked_mse(pred, hidden, mask) != loss
 
 
-def test_encoder_masks_f2_only_and_decoder_reads_f1(one_thread):
+def test_encoder_masks_f2_only_and_decoder_reads_f1():
     torch.manual_seed(0)
     model = SiamMAE(_tiny(image_size=96)).eval()  # N = 36 patches, 35 masked
     f1, f2 = torch.randn(2, 3, 96, 96), torch.randn(2, 3, 96, 96)
@@ -148,7 +148,7 @@ def test_both_frames_share_crop_and_flip():
 
 
 @pytest.mark.parametrize("decoder", ["cross_self", "cross", "joint"])
-def test_loss_falls_on_a_fixed_batch(davis_video_dir, decoder, one_thread):
+def test_loss_falls_on_a_fixed_batch(davis_video_dir, decoder):
     videos = ShardedVideos(davis_video_dir)
     torch.manual_seed(0)
     model = SiamMAE(_tiny(decoder=decoder, repeated_sampling=2))
@@ -165,7 +165,7 @@ def test_loss_falls_on_a_fixed_batch(davis_video_dir, decoder, one_thread):
 
 
 def test_stage_trains_and_draws_the_reconstruction_sheet(
-    davis_video_dir, davis_frame_index_dir, tmp_path, one_thread
+    davis_video_dir, davis_frame_index_dir, tmp_path
 ):
     train = TrainConfig(
         batch_size=4, epochs=5, max_steps=2, device="cpu", num_workers=0, log_every=1

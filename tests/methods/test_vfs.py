@@ -146,7 +146,7 @@ def _train(model, batch, steps, lr, queue=None):
     return losses
 
 
-def test_simsiam_and_moco_losses_fall(davis_video_dir, one_thread):
+def test_simsiam_and_moco_losses_fall(davis_video_dir):
     videos = ShardedVideos(davis_video_dir)
     ids = [videos.position("bear"), videos.position("boat")]
     torch.manual_seed(0)
@@ -175,9 +175,7 @@ def _ctx(cfg, video_dir, index_dir, out_dir) -> StageContext:
     return StageContext(STAGE, cfg, {}, inputs, out_dir, None, None, out_dir, False)
 
 
-def test_stage_skips_short_videos_and_trains(
-    davis_video_dir, davis_frame_index_dir, tmp_path, one_thread
-):
+def test_stage_skips_short_videos_and_trains(davis_video_dir, davis_frame_index_dir, tmp_path):
     train = TrainConfig(
         batch_size=2, epochs=5, max_steps=2, device="cpu", num_workers=0, log_every=1
     )

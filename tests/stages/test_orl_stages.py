@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 import stages.proposals as proposals_mod
 from correlearn.data.readers import ShardedImages
@@ -41,17 +40,8 @@ pretrain_object:
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny nets on a shared 2-core machine: intra-op threads only spin (4x slower here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, one_thread):
+def workdir(tmp_path_factory):
     """12 DAVIS frames (4 of each of 3 sequences, 5 frames apart) and a workspace, run once."""
     tmp = tmp_path_factory.mktemp("orl")
     for seq in ("bear", "dog-agility", "surf"):

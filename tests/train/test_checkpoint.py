@@ -17,7 +17,7 @@ from correlearn.train.checkpoint import (
 )
 
 from .test_loop import configs
-from .toys import ToyRegression, make_data_fn, one_thread  # noqa: F401
+from .toys import ToyRegression, make_data_fn
 
 
 def _state(step, run_id="r1"):

@@ -8,7 +8,6 @@ from correlearn.train.checkpoint import load_checkpoint
 from correlearn.train.distributed import get_rank, get_world_size, is_main, torchrun_command
 
 from .dist_worker import worker
-from .toys import one_thread  # noqa: F401
 
 
 def test_single_process_defaults():

@@ -4,7 +4,7 @@ from correlearn.train import OptimConfig, TrainConfig, export_backbone, fit, rea
 from correlearn.train.checkpoint import load_checkpoint
 from correlearn.train.schedules import ema_tau
 
-from .toys import ToyEMA, ToyRegression, make_data_fn, one_thread  # noqa: F401
+from .toys import ToyEMA, ToyRegression, make_data_fn
 
 
 def configs(**train_kw):

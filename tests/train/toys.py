@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 from torch import nn
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread while these tests run: the ops are tiny and the CPUs shared, where
-    several spinning threads make each op tens of milliseconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class ToyBackbone(nn.Module):
