@@ -37,3 +37,20 @@ ui: setup
 
 clean-workspace:
 	rm -rf $(CORRELEARN_HOME)
+
+# --- Operate it: local Prefect server + worker + MLflow server (bin/server.py) ---------------
+# Ports: PREFECT_PORT (4200), MLFLOW_PORT (5000); state, logs and PID files under CORRELEARN_HOME.
+.PHONY: server stop server-status check-report
+
+server: setup
+	$(BIN)/python bin/server.py start
+
+stop:
+	$(BIN)/python bin/server.py stop
+
+server-status:
+	$(BIN)/python bin/server.py status
+
+# Renders the newest report in headless Chromium (apt-get install chromium) and checks it.
+check-report:
+	$(BIN)/python bin/check_report.py $(REPORT)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from correlearn.artifacts import ArtifactError, ArtifactStore
 from correlearn.config import ConfigError
+from correlearn.tracking import TrackingError, check_server
 from correlearn.workspace import activate
 
 
@@ -23,6 +25,7 @@ def _stage_run(args: argparse.Namespace) -> int:
     from correlearn.tracking import Tracker
 
     ws = activate()
+    check_server(ws.tracking_uri)  # a configured server that does not answer: fail before any work
     pipe = Pipeline(args.config, stage_registry(), ws, args.set)
     pipe.section(args.stage, args.section)  # a bad config fails before any work or tracking
     pipe.tracker = Tracker(ws)
@@ -34,6 +37,7 @@ def _stage_run(args: argparse.Namespace) -> int:
 
 def _flow_run(args: argparse.Namespace) -> int:
     ws = activate()  # Before Prefect is imported: it reads PREFECT_HOME at import.
+    check_server(ws.tracking_uri)  # before Prefect's (slow) start: fail fast on a dead server
     from correlearn.registry import flow_registry
 
     flows = flow_registry()
@@ -89,6 +93,68 @@ def _artifacts_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from correlearn.tracking import Tracker, TrackingError
+    from correlearn.workspace_ops import artifact_stats, flow_runs, human_bytes
+
+    ws = activate()
+    rows = artifact_stats(ArtifactStore(ws.artifacts))
+    runs: list[dict] = []
+    error = None
+    try:
+        runs = flow_runs(Tracker(ws), args.runs)
+    except TrackingError as exc:
+        error = str(exc)
+    if args.json:
+        print(json.dumps({"home": str(ws.home), "stages": rows, "flow_runs": runs, "error": error}))
+        return 0
+    print(f"workspace {ws.home}")
+    print(f"{'stage':26s} {'artifacts':>9s} {'size':>11s} {'partial':>8s}")
+    for r in rows:
+        part = f"{r['partial']} ({human_bytes(r['partial_bytes'])})" if r["partial"] else "-"
+        print(f"{r['stage']:26s} {r['count']:9d} {human_bytes(r['bytes']):>11s} {part:>8s}")
+    total = sum(r["bytes"] for r in rows)
+    print(f"{'total':26s} {sum(r['count'] for r in rows):9d} {human_bytes(total):>11s}")
+    print(f"\nlast flow runs ({ws.tracking_uri}):")
+    if error:
+        print(f"  unavailable: {error}")
+    for r in runs:
+        start = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["start_time"] / 1000))
+        mins = f"{(r['end_time'] - r['start_time']) / 60000:6.1f} min" if r["end_time"] else ""
+        print(
+            f"  {r['flow']:10s} {r['status']:9s} {start}  {mins:>10s}  {r['config']}  {r['run_id']}"
+        )
+    if not runs and not error:
+        print("  none yet")
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from correlearn.tracking import Tracker
+    from correlearn.workspace_ops import human_bytes, plan_gc, run_gc
+
+    ws = activate()
+    store = ArtifactStore(ws.artifacts)
+    plan = plan_gc(store, Tracker(ws), args.keep_runs, args.stale_hours)
+    verb = "would remove" if args.dry_run else "removing"
+    for a in plan.artifacts:
+        print(f"{verb} {a['stage']}/{a['key']}  {human_bytes(a['bytes'])}")
+    for s in plan.stale:
+        print(f"{verb} stale {s['kind']} {s['path']}  ({s['age_hours']} h old)")
+    print(
+        f"{len(plan.artifacts)} artifact(s) and {len(plan.stale)} stale item(s), "
+        f"{human_bytes(plan.bytes)}; {plan.kept} artifact(s) kept, referenced by the last "
+        f"{len(plan.runs)} flow run(s)"
+    )
+    if plan.note:
+        print(f"note: {plan.note}")
+    if not args.dry_run:
+        run_gc(store, plan)
+    if args.json:
+        print(json.dumps({**plan.to_dict(), "dry_run": args.dry_run}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="correlearn", description=__doc__.splitlines()[0])
@@ -128,6 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
     ash = art.add_parser("show")
     ash.add_argument("key", help="a key or a unique prefix of one")
     ash.set_defaults(fn=_artifacts_show)
+
+    st = sub.add_parser("status", help="artifacts per stage and the last flow runs")
+    st.add_argument("--runs", type=int, default=10, metavar="N", help="flow runs to list")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(fn=_status)
+    gc = sub.add_parser(
+        "gc", help="remove artifacts no recent flow run used, stale partial folders and locks"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
+    gc.add_argument(
+        "--keep-runs", type=int, default=10, metavar="N", help="flow runs whose artifacts stay"
+    )
+    gc.add_argument(
+        "--stale-hours", type=float, default=24.0, help="age of removable partial folders/locks"
+    )
+    gc.add_argument("--json", action="store_true", help="end with one JSON line")
+    gc.set_defaults(fn=_gc)
     return p
 
 
@@ -136,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ConfigError, ArtifactError) as exc:
+    except (ConfigError, ArtifactError, TrackingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

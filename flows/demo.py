@@ -6,6 +6,7 @@ from prefect import flow
 
 from correlearn.summary import demo_table
 from correlearn.workspace import activate
+from flows.common import publish_run
 
 
 @flow(name="demo")
@@ -24,6 +25,10 @@ def demo_flow(
         results.append(METHOD_FLOWS[name](config, overrides or [], force or [], stop_after))
     table = demo_table(results)
     ws = activate()
+    out = {"flow": "demo", "stages": [s for r in results for s in r["stages"]], "table": table}
+    report = publish_run({**out, "flows": results}, config=config, overrides=overrides)
     print("\n" + table + "\n", flush=True)
-    print(f"artifacts: {ws.artifacts}\nMLflow UI: make ui  (http://127.0.0.1:5000)", flush=True)
-    return {"flow": "demo", "stages": [s for r in results for s in r["stages"]], "table": table}
+    print(f"artifacts: {ws.artifacts}", flush=True)
+    print(f"report:    {report}", flush=True)
+    print("MLflow UI: make ui  (http://127.0.0.1:5000)", flush=True)
+    return out

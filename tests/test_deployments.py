@@ -136,6 +136,15 @@ def test_server_worker_deployment_run_logs_to_mlflow(tmp_path):
         files = _mlflow(mlflow, f"artifacts/list?run_id={parent}").get("files", [])
         assert {"report.html", "flow_result.json"} <= {f["path"] for f in files}
         assert (home / "reports" / "latest-data.html").is_file()
+        # The Prefect flow run links the report (markdown artifact).
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{pport}/api/artifacts/filter",
+            data=json.dumps({"artifacts": {"key": {"any_": ["report-data"]}}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            arts = json.loads(r.read())
+        assert arts and "latest-data.html" not in arts[0]["data"] and ".html" in arts[0]["data"]
         print(f"services up in {up:.0f} s; total {time.monotonic() - t0:.0f} s")
     finally:
         stop = subprocess.run(

@@ -164,6 +164,10 @@ def _launch(ctx: StageContext, train: TrainConfig) -> None:
         ["-m", "correlearn.train.stage_worker", str(job)],
         nproc=train.devices,
         nnodes=train.nodes,
+        # Multi-node: this process is node NODE_RANK; the others join through stage_worker.
+        node_rank=int(os.environ.get("NODE_RANK", 0)),
+        master_addr=os.environ.get("MASTER_ADDR", "127.0.0.1"),
+        master_port=int(os.environ.get("MASTER_PORT", 29500)),
         env={"PYTHONUNBUFFERED": "1", "CORRELEARN_HOME": os.environ.get("CORRELEARN_HOME", "")},
         python=sys.executable,
     )
