@@ -27,7 +27,7 @@ from correlearn.mining.correspondence import crop_boxes, embed_boxes, export_ref
 from correlearn.models.io import load_backbone
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.distributed import resolve_device
-from stages.knn import label
+from correlearn.viz.mining import pair_picture
 from stages.proposals import read_boxes
 
 JSON_NAME = "correspondence.json"
@@ -89,40 +89,6 @@ def _knn_ids(knn_dir: Path, keys: list[str], k: int | None) -> np.ndarray:
         nbrs = [pos[n] for n in rows.get(key, [])][:width]
         ids[i, : len(nbrs)] = nbrs
     return ids
-
-
-def pair_picture(images: ShardedImages, table, n: int, height: int = 160) -> np.ndarray | None:
-    """Best pair of the ``n`` best-matching image pairs: query | neighbour, boxes drawn (ORL Fig. 3).
-
-    Returns:
-        (H, W, 3) uint8 RGB, or None without pairs.
-    """
-    if table.num_rows == 0 or n == 0:
-        return None
-    keys, nbrs = table.column("key").to_pylist(), table.column("nbr_key").to_pylist()
-    picked: dict[frozenset, int] = {}  # one row per unordered image pair: A->B and B->A look alike
-    for r in np.argsort(-table.column("score").to_numpy(), kind="stable").tolist():
-        picked.setdefault(frozenset((keys[r], nbrs[r])), r)
-        if len(picked) == n:
-            break
-    rows = table.take(list(picked.values())).to_pylist()
-    lines = []
-    for r in rows:
-        tiles = []
-        for key, box, colour in (
-            (r["key"], r["q_box"], (0, 255, 0)),
-            (r["nbr_key"], r["n_box"], (255, 0, 255)),
-        ):
-            img = np.ascontiguousarray(images[images.position(key)]["image"])
-            s = height / img.shape[0]
-            img = np.ascontiguousarray(cv2.resize(img, (max(1, round(img.shape[1] * s)), height)))
-            x1, y1, x2, y2 = (round(v * s) for v in box)
-            cv2.rectangle(img, (x1, y1), (x2 - 1, y2 - 1), colour, 2)
-            tiles.append(np.pad(img, ((2, 2), (2, 2), (0, 0))))
-        label(tiles[0], f"{r['score']:.3f}", (8, 20))
-        lines.append(np.concatenate(tiles, axis=1))
-    width = max(x.shape[1] for x in lines)
-    return np.concatenate([np.pad(x, ((0, 0), (0, width - x.shape[1]), (0, 0))) for x in lines])
 
 
 def run(ctx: StageContext) -> dict:

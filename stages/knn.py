@@ -21,6 +21,7 @@ from correlearn.config import StrictModel
 from correlearn.data.readers import ShardedImages
 from correlearn.mining.knn import AUTO_IVF_MIN_N, ivf_recall_at_k, knn_search
 from correlearn.stage import StageContext, StageSpec
+from correlearn.viz.mining import neighbour_grid
 
 
 class KNNConfig(StrictModel):
@@ -53,36 +54,6 @@ def shards_of(embed_dir: Path) -> Path | None:
         return None
     path = embed_dir.parents[1] / ref["stage"] / ref["key"]
     return path if path.is_dir() else None
-
-
-def label(img: np.ndarray, text: str, org: tuple[int, int] = (4, 15)) -> np.ndarray:
-    """Write ``text`` in place on an RGB uint8 image, yellow on a black outline (any background)."""
-    for colour, thick in (((0, 0, 0), 3), ((255, 255, 0), 1)):
-        cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, thick, cv2.LINE_AA)
-    return img
-
-
-def _thumb(img: np.ndarray, height: int, text: str) -> np.ndarray:
-    h, w = img.shape[:2]
-    t = cv2.resize(img, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
-    return label(np.ascontiguousarray(t), text)
-
-
-def neighbour_grid(
-    images: ShardedImages, ids: np.ndarray, scores: np.ndarray, queries: np.ndarray, height=96
-) -> np.ndarray:
-    """Rows of (query, its neighbours), neighbours labelled with their cosine: (H, W, 3) uint8."""
-    rows = []
-    for q in queries.tolist():
-        tiles = [_thumb(images[q]["image"], height, "query")]
-        tiles += [
-            _thumb(images[int(j)]["image"], height, f"{s:.2f}")
-            for j, s in zip(ids[q], scores[q], strict=True)
-            if j >= 0
-        ]
-        rows.append(np.concatenate([np.pad(t, ((2, 2), (2, 2), (0, 0))) for t in tiles], 1))
-    width = max(r.shape[1] for r in rows)
-    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
 
 
 def run(ctx: StageContext) -> dict:
