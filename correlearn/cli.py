@@ -43,11 +43,20 @@ def _flow_run(args: argparse.Namespace) -> int:
     flows = flow_registry()
     if args.flow not in flows:
         raise ConfigError(f"unknown flow {args.flow!r}; known: {sorted(flows)}")
-    out = flows[args.flow](
+    flow_fn = flows[args.flow]
+    kwargs = {}
+    if args.dask_workers or args.dask_address:
+        from flows.common import with_dask
+
+        flow_fn = with_dask(flow_fn, args.dask_workers or 2, args.dask_address)
+        if args.flow == "orl":
+            kwargs["map_proposals"] = True  # the per-shard tasks are what Dask spreads
+    out = flow_fn(
         config=str(Path(args.config).resolve()),
         overrides=args.set or [],
         force=args.force or [],
         stop_after=args.stop_after,
+        **kwargs,
     )
     print(f"artifacts under {ws.artifacts}; browse runs with `make ui`", flush=True)
     if args.json:
@@ -183,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--force", nargs="+", metavar="STAGE", help="stages to recompute")
     fr.add_argument("--stop-after", metavar="STAGE", help="stop after this stage")
     fr.add_argument("--json", action="store_true")
+    fr.add_argument(
+        "--dask-workers",
+        type=int,
+        metavar="N",
+        help="run tasks on a local Dask cluster of N workers",
+    )
+    fr.add_argument("--dask-address", metavar="TCP", help="run tasks on an existing Dask cluster")
     fr.set_defaults(fn=_flow_run)
 
     art = sub.add_parser("artifacts", help="inspect the artifact store").add_subparsers(

@@ -1,13 +1,14 @@
 """Flow ``orl``: ORL's three stages, then label propagation and k-NN against BYOL and random init.
 
-image_shards -> pretrain_image (stage 1, BYOL) -> embed -> knn; proposals; correspondence (stage 2)
+image_shards -> proposals; pretrain_image (stage 1, BYOL) -> embed -> knn; correspondence (stage 2)
 -> pretrain_object (stage 3); then ``eval_label_propagation`` and ``eval_knn`` (``s.evaluate``) on
 ORL, on BYOL and on a random init of ORL's backbone.
 
 Proposals are the expensive mining step. By default the ``proposals`` stage runs as one task and
 spreads selective search over a process pool, shard by shard (resumable). With
 ``map_proposals=True`` the flow first maps :func:`proposals_shard_task` over the input shards (so a
-Dask/Ray task runner can spread them over machines); each task writes its shard's file into the
+Dask/Ray task runner can spread them over machines: ``correlearn flow run orl --dask-workers N``
+runs the flow on a local Dask cluster, see :func:`flows.common.with_dask`); each task writes its shard's file into the
 stage's partial folder and the stage then only merges them. Run one flow per artifact key at a time
 in that mode: the mapped tasks do not hold the stage's writer lock.
 """
@@ -71,12 +72,12 @@ def orl_flow(
     """ORL end to end plus its evaluations; returns ``{"flow", "stages": [...]}``."""
     with flow_session("orl", config, overrides or [], force or [], stop_after) as s:
         shards = s.run("image_shards")
-        byol = s.run("pretrain_image", inputs={"shards": shards})
-        emb = s.run("embed", inputs={"checkpoint": byol, "shards": shards})
-        knn = s.run("knn", inputs={"embeddings": emb})
         if map_proposals and shards is not None:
             _map_proposals(s, shards)
         props = s.run("proposals", inputs={"shards": shards})
+        byol = s.run("pretrain_image", inputs={"shards": shards})
+        emb = s.run("embed", inputs={"checkpoint": byol, "shards": shards})
+        knn = s.run("knn", inputs={"embeddings": emb})
         corr = s.run(
             "correspondence",
             inputs={"checkpoint": byol, "shards": shards, "knn": knn, "proposals": props},

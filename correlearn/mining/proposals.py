@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing as mp
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
@@ -30,6 +31,9 @@ try:
     _srand = _LIBC.srand
 except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
     _srand = None
+
+
+_RAND_LOCK = threading.Lock()
 
 
 def _reseed_c_rand(seed: int | None) -> None:
@@ -88,8 +92,11 @@ def selective_search(
         ss.switchToSelectiveSearchQuality()
     else:
         raise ValueError(f"mode must be 'fast' or 'quality', got {mode!r}")
-    _reseed_c_rand(seed)
-    rects = np.asarray(ss.process(), dtype=np.float64).reshape(-1, 4)
+    # C rand() is process-wide: two threads of one process (Prefect's default thread runner maps
+    # shard tasks onto threads) would interleave their draws, so the reseed and the run are atomic.
+    with _RAND_LOCK:
+        _reseed_c_rand(seed)
+        rects = np.asarray(ss.process(), dtype=np.float64).reshape(-1, 4)
     sx, sy = w / work.shape[1], h / work.shape[0]
     boxes = np.stack(
         [
