@@ -50,7 +50,7 @@ def _flow_run(args: argparse.Namespace) -> int:
 
         flow_fn = with_dask(flow_fn, args.dask_workers or 2, args.dask_address)
         if args.flow == "orl":
-            kwargs["map_proposals"] = True  # the per-shard tasks are what Dask spreads
+            kwargs["map_shards"] = True  # the per-shard tasks are what Dask spreads
     out = flow_fn(
         config=str(Path(args.config).resolve()),
         overrides=args.set or [],

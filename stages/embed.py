@@ -53,14 +53,14 @@ class EmbedConfig(StrictModel):
 
 
 class _Preprocessed(Dataset):
-    def __init__(self, images: ShardedImages, resize: int, crop: int):
-        self.images, self.resize, self.crop = images, resize, crop
+    def __init__(self, images: ShardedImages, resize: int, crop: int, rows: list[int]):
+        self.images, self.resize, self.crop, self.rows = images, resize, crop, rows
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        x = torch.from_numpy(self.images[i]["image"]).permute(2, 0, 1)
+        x = torch.from_numpy(self.images[self.rows[i]]["image"]).permute(2, 0, 1)
         x = TF.resize(x, [self.resize], InterpolationMode.BILINEAR, antialias=True)
         return normalize(TF.center_crop(x, [self.crop, self.crop]))
 
@@ -87,24 +87,53 @@ def load_byol(folder: str | Path) -> BYOL:
     return method.eval()
 
 
+def shard_file(out_dir: str | Path, shard_name: str) -> Path:
+    """Where the embeddings of one input shard go."""
+    return Path(out_dir) / f"emb-{Path(shard_name).stem}.npy"
+
+
+def _network(ckpt: Path, feature: str) -> nn.Module:
+    if feature == "projector":
+        method = load_byol(ckpt)
+        return nn.Sequential(method.backbone, method.projector)
+    return load_backbone(ckpt)
+
+
+def embed_shard(
+    shards_dir: str | Path, shard_name: str, ckpt: str | Path, cfg: EmbedConfig, out_dir: str | Path
+) -> Path:
+    """Embed the images of one shard and write ``emb-<shard>.npy`` (rows in index order) atomically.
+
+    The stage calls it shard by shard (so a stopped run resumes at the next shard); the ``orl``
+    flow maps it as Prefect tasks over the shards when it runs on a Dask task runner.
+    """
+    images = ShardedImages(shards_dir)
+    rows = [i for i, s in enumerate(images.shards) if s == shard_name]
+    data = _Preprocessed(images, cfg.resize, cfg.crop, rows)
+    loader = DataLoader(data, batch_size=None, num_workers=cfg.num_workers)
+    bar = tqdm(loader, total=len(rows), desc=f"embed {shard_name}", unit="img", leave=False)
+    net = _network(Path(ckpt), cfg.feature)
+    emb = extract_features(net, bar, cfg.batch_size, resolve_device(cfg.device), normalize=True)
+    path = shard_file(out_dir, shard_name)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, emb.numpy().astype(np.float32))
+    tmp.replace(path)
+    return path
+
+
 def run(ctx: StageContext) -> dict:
     """Write ``embeddings.npy`` (N, D) float32 unit rows and ``keys.json`` (N keys, shard order)."""
     cfg: EmbedConfig = ctx.config
-    images = ShardedImages(ctx.input_path("shards"))
-    ckpt = ctx.input_path("checkpoint")
-    if cfg.feature == "projector":
-        method = load_byol(ckpt)
-        net: nn.Module = nn.Sequential(method.backbone, method.projector)
-    else:
-        net = load_backbone(ckpt)
-    loader = DataLoader(
-        _Preprocessed(images, cfg.resize, cfg.crop),
-        batch_size=None,
-        num_workers=cfg.num_workers,
-    )
-    bar = tqdm(loader, total=len(images), desc="embed", unit="img")
-    emb = extract_features(net, bar, cfg.batch_size, resolve_device(cfg.device), normalize=True)
-    emb = emb.numpy().astype(np.float32)
+    shards = ctx.input_path("shards")
+    images = ShardedImages(shards)
+    names = list(dict.fromkeys(images.shards))
+    for name in names:
+        if not shard_file(ctx.out_dir, name).is_file():  # done before a stop, or by mapped tasks
+            embed_shard(shards, name, ctx.input_path("checkpoint"), cfg, ctx.out_dir)
+    parts = [shard_file(ctx.out_dir, n) for n in names]
+    emb = np.concatenate([np.load(p) for p in parts])
+    for p in parts:
+        p.unlink()
     np.save(ctx.out_dir / "embeddings.npy", emb)
     (ctx.out_dir / "keys.json").write_text(json.dumps(images.keys))
     ctx.count("images", len(emb))
@@ -114,9 +143,10 @@ def run(ctx: StageContext) -> dict:
 
 STAGE = StageSpec(
     name="embed",
-    version=1,
+    version=2,
     config_model=EmbedConfig,
     run=run,
     inputs={"checkpoint": "pretrain_image", "shards": "image_shards"},
+    resumable=True,
     description="L2-normalised image embeddings for ORL's kNN (stage 2 (i))",
 )

@@ -45,19 +45,18 @@ def run(ctx: StageContext) -> dict:
     """Train CIM on the image shards; writes ``backbone.pt``, ``train/last.pt`` and pictures."""
     cfg: PretrainCIMConfig = ctx.config
     images = ShardedImages(ctx.input_path("shards"))
-    method = CIM(cfg.method)
     batch_size = cfg.train.batch_size
 
     def build_batch(step, rng, gen):
         idx = rng.integers(0, len(images), size=batch_size)
         return build_cim_batch([images[int(i)]["image"] for i in idx], rng, cfg.method.pair)
 
-    return train_configured(ctx, method, build_batch, len(images), "cim")
+    return train_configured(ctx, lambda: CIM(cfg.method), build_batch, len(images), "cim")
 
 
 STAGE = StageSpec(
     name="pretrain_cim",
-    version=1,
+    version=2,  # 2: initial weights seeded from train.seed
     config_model=PretrainCIMConfig,
     run=run,
     inputs={"shards": "image_shards"},

@@ -30,19 +30,18 @@ def run(ctx: StageContext) -> dict:
     """Train BYOL on the image shards; writes ``backbone.pt``, ``train/last.pt`` and pictures."""
     cfg: PretrainImageConfig = ctx.config
     images = ShardedImages(ctx.input_path("shards"))
-    method = BYOL(cfg.method)
     batch_size = cfg.train.batch_size
 
     def build_batch(step, rng, gen):
         idx = rng.integers(0, len(images), size=batch_size)
         return build_byol_batch([images[int(i)]["image"] for i in idx], rng, cfg.method)
 
-    return train_configured(ctx, method, build_batch, len(images), "byol")
+    return train_configured(ctx, lambda: BYOL(cfg.method), build_batch, len(images), "byol")
 
 
 STAGE = StageSpec(
     name="pretrain_image",
-    version=1,
+    version=2,  # 2: initial weights seeded from train.seed
     config_model=PretrainImageConfig,
     run=run,
     inputs={"shards": "image_shards"},

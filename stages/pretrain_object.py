@@ -54,12 +54,12 @@ def run(ctx: StageContext) -> dict:
         idx = rng.integers(0, len(images), size=batch_size)
         return build_orl_batch(images, pairs, boxes, idx, rng, cfg.method)
 
-    return train_configured(ctx, ORL(cfg.method), build_batch, len(images), "orl")
+    return train_configured(ctx, lambda: ORL(cfg.method), build_batch, len(images), "orl")
 
 
 STAGE = StageSpec(
     name="pretrain_object",
-    version=1,
+    version=2,  # 2: initial weights seeded from train.seed
     config_model=PretrainObjectConfig,
     run=run,
     inputs={"shards": "image_shards", "proposals": "proposals", "correspondence": "correspondence"},

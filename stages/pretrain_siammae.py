@@ -49,18 +49,17 @@ def run(ctx: StageContext) -> dict:
     cfg: PretrainSiamMAEConfig = ctx.config
     videos = ShardedVideos(ctx.input_path("videos"))
     ids = usable_videos(ctx, videos, cfg.method.sampler)
-    method = SiamMAE(cfg.method)
     per_step = cfg.train.batch_size // cfg.method.repeated_sampling
 
     def build_batch(step, rng, gen):
         return build_siammae_batch(videos, draw_videos(rng, ids, per_step), rng, cfg.method)
 
-    return train_configured(ctx, method, build_batch, len(ids), "siammae")
+    return train_configured(ctx, lambda: SiamMAE(cfg.method), build_batch, len(ids), "siammae")
 
 
 STAGE = StageSpec(
     name="pretrain_siammae",
-    version=1,
+    version=2,  # 2: initial weights seeded from train.seed
     config_model=PretrainSiamMAEConfig,
     run=run,
     inputs={"videos": "video_shards", "frames": "frame_index"},

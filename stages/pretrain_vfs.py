@@ -42,18 +42,17 @@ def run(ctx: StageContext) -> dict:
     cfg: PretrainVFSConfig = ctx.config
     videos = ShardedVideos(ctx.input_path("videos"))
     ids = usable_videos(ctx, videos, cfg.method.sampler)
-    method = VFS(cfg.method)
     batch_size = cfg.train.batch_size
 
     def build_batch(step, rng, gen):
         return build_vfs_batch(videos, draw_videos(rng, ids, batch_size), rng, cfg.method)
 
-    return train_configured(ctx, method, build_batch, len(ids), "vfs")
+    return train_configured(ctx, lambda: VFS(cfg.method), build_batch, len(ids), "vfs")
 
 
 STAGE = StageSpec(
     name="pretrain_vfs",
-    version=1,
+    version=2,  # 2: initial weights seeded from train.seed
     config_model=PretrainVFSConfig,
     run=run,
     inputs={"videos": "video_shards", "frames": "frame_index"},

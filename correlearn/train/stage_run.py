@@ -23,7 +23,7 @@ from correlearn.data.step_loader import make_step_loader
 from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
 from correlearn.stage import StageContext
 from correlearn.train import distributed as D
-from correlearn.train.checkpoint import latest_checkpoint, load_checkpoint
+from correlearn.train.checkpoint import latest_checkpoint, load_checkpoint, seed_everything
 from correlearn.train.config import OptimConfig, TrainConfig
 from correlearn.train.loop import export_backbone, fit
 
@@ -121,7 +121,7 @@ def train_in_stage(
 
 def train_configured(
     ctx: StageContext,
-    method: nn.Module,
+    make_method: Callable[[], nn.Module],
     build_batch: Callable[[int, np.random.Generator, torch.Generator], dict[str, Any]],
     num_samples: int,
     method_name: str,
@@ -130,7 +130,8 @@ def train_configured(
 
     Args:
         ctx: the stage context; ``ctx.config`` has ``method.backbone(_kwargs)``, ``train``, ``optim``.
-        method: the method module.
+        make_method: builds the method; called after seeding with ``train.seed``, so the
+            initial weights are a function of the config (a fresh run reproduces exactly).
         build_batch: ``(step, rng, gen) -> batch``.
         num_samples: samples per epoch.
         method_name: registry name of the method (written to ``backbone.json``).
@@ -140,6 +141,8 @@ def train_configured(
     """
     cfg = ctx.config
     backbone = (cfg.method.backbone, cfg.method.backbone_kwargs)
+    seed_everything(cfg.train.seed)
+    method = make_method()
     return train_in_stage(
         ctx, method, build_batch, cfg.train, cfg.optim, num_samples, backbone, method_name
     )
