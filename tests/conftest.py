@@ -1,7 +1,20 @@
 """Suite-wide settings."""
 
-import pytest
-import torch
+import os
+import tempfile
+
+# Before any test module imports Prefect: a private Prefect home (hermetic, nothing written to
+# ~/.prefect), analytics off, and no INFO lines from the ephemeral server at interpreter exit,
+# when pytest has already closed the streams they would go to.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="correlearn-test-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
+# A fresh Prefect database is migrated on first start: more than the default 20 s on 2 busy cores.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")
