@@ -26,3 +26,30 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+DAVIS_MINI = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "davis-mini"
+
+
+@pytest.fixture(scope="session")
+def make_davis():
+    """A factory copying the first ``n`` frames (and masks) of DAVIS sequences into a folder.
+
+    ``make_davis(root, seqs, n, masks=True) -> root`` writes the DAVIS layout
+    (``JPEGImages/480p/<seq>``, ``Annotations/480p/<seq>``) from the embedded ``data/davis-mini``.
+    """
+    import shutil
+
+    def make(root, seqs=("dog-agility", "rollerblade"), n=6, masks=True):
+        parts = (
+            (("JPEGImages", "jpg"), ("Annotations", "png")) if masks else (("JPEGImages", "jpg"),)
+        )
+        for seq in seqs:
+            for sub, ext in parts:
+                dst = root / sub / "480p" / seq
+                dst.mkdir(parents=True)
+                for f in sorted((DAVIS_MINI / sub / "480p" / seq).glob(f"*.{ext}"))[:n]:
+                    shutil.copy(f, dst / f.name)
+        return root
+
+    return make

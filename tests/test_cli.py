@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,19 +9,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DAVIS = REPO / "data" / "davis-mini"
 
 
 @pytest.fixture(scope="module")
-def env_cfg(tmp_path_factory):
+def env_cfg(tmp_path_factory, make_davis):
     tmp = tmp_path_factory.mktemp("cli")
-    root = tmp / "davis"
-    for seq in ("dog-agility", "rollerblade"):
-        for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
-            dst = root / sub / "480p" / seq
-            dst.mkdir(parents=True)
-            for f in sorted((DAVIS / sub / "480p" / seq).glob(f"*.{ext}"))[:12]:
-                shutil.copy(f, dst / f.name)
+    root = make_davis(tmp / "davis", n=12)
     cfg = tmp / "cfg.yaml"
     cfg.write_text(
         f"datasets:\n  d: {{root: {root}, layout: davis}}\n"

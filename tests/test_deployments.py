@@ -8,7 +8,6 @@ About 60-90 s here (Prefect server start ~10-20 s, flow-run process start ~10 s)
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +18,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DAVIS = REPO / "data" / "davis-mini"
 SERVER = [sys.executable, str(REPO / "bin" / "server.py")]
 
 pytestmark = pytest.mark.timeout(480)
@@ -31,14 +29,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tiny_config(tmp: Path) -> Path:
-    root = tmp / "davis"
-    for seq in ("dog-agility", "rollerblade"):
-        for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
-            dst = root / sub / "480p" / seq
-            dst.mkdir(parents=True)
-            for f in sorted((DAVIS / sub / "480p" / seq).glob(f"*.{ext}"))[:10]:
-                shutil.copy(f, dst / f.name)
+def _tiny_config(tmp: Path, make_davis) -> Path:
+    root = make_davis(tmp / "davis", n=10)
     cfg = tmp / "tiny.yaml"
     cfg.write_text(
         f"datasets:\n  d: {{root: {root}, layout: davis}}\n"
@@ -63,8 +55,8 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-def test_server_worker_deployment_run_logs_to_mlflow(tmp_path):
-    cfg = _tiny_config(tmp_path)
+def test_server_worker_deployment_run_logs_to_mlflow(tmp_path, make_davis):
+    cfg = _tiny_config(tmp_path, make_davis)
     home = tmp_path / "home"
     pport, mport = _free_port(), _free_port()
     env = {

@@ -1,7 +1,6 @@
 """ORL's mapped mining tasks (proposals and embeddings per shard) on Prefect's Dask task runner, a
 2-worker local cluster, give the same artifacts as the default runner, on real DAVIS frames."""
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,16 +9,9 @@ import pyarrow.parquet as pq
 from flows.common import with_dask
 from flows.orl import orl_flow
 
-DAVIS = Path(__file__).resolve().parents[2] / "data" / "davis-mini"
 
-
-def _config(tmp: Path) -> Path:
-    root = tmp / "davis"
-    for seq in ("dog-agility", "rollerblade", "surf"):
-        dst = root / "JPEGImages" / "480p" / seq
-        dst.mkdir(parents=True)
-        for f in sorted((DAVIS / "JPEGImages" / "480p" / seq).glob("*.jpg"))[:3]:
-            shutil.copy(f, dst / f.name)
+def _config(tmp: Path, make_davis) -> Path:
+    root = make_davis(tmp / "davis", ("dog-agility", "rollerblade", "surf"), 3, masks=False)
     cfg = tmp / "cfg.yaml"
     cfg.write_text(
         f"datasets:\n  d: {{root: {root}, layout: davis}}\n"
@@ -34,8 +26,8 @@ def _config(tmp: Path) -> Path:
     return cfg
 
 
-def test_dask_runner_gives_the_same_mining_artifacts(tmp_path, monkeypatch):
-    cfg = _config(tmp_path)
+def test_dask_runner_gives_the_same_mining_artifacts(tmp_path, monkeypatch, make_davis):
+    cfg = _config(tmp_path, make_davis)
     boxes, emb = [], []
     for name, flow_fn in (("default", orl_flow), ("dask", with_dask(orl_flow, 2))):
         monkeypatch.setenv("CORRELEARN_HOME", str(tmp_path / name))

@@ -2,7 +2,6 @@
 bad input, and what lands in the manifest and in MLflow."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +20,10 @@ from stages import STAGES
 DAVIS = Path(__file__).resolve().parents[2] / "data" / "davis-mini"
 
 
-def _dataset(tmp_path: Path, seqs=("dog-agility", "rollerblade"), n=6) -> Path:
-    root = tmp_path / "davis"
-    for seq in seqs:
-        for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
-            src = sorted((DAVIS / sub / "480p" / seq).glob(f"*.{ext}"))[:n]
-            dst = root / sub / "480p" / seq
-            dst.mkdir(parents=True)
-            for f in src:
-                shutil.copy(f, dst / f.name)
-    return root
+@pytest.fixture()
+def dataset(tmp_path, make_davis):
+    """``dataset(seqs=..., n=...)``: a DAVIS-layout copy in ``tmp_path/davis``."""
+    return lambda seqs=("dog-agility", "rollerblade"), n=6: make_davis(tmp_path / "davis", seqs, n)
 
 
 def _pipe(tmp_path, root, extra="", overrides=None, tracker=True):
@@ -45,8 +38,8 @@ def _pipe(tmp_path, root, extra="", overrides=None, tracker=True):
     return Pipeline(cfg, STAGES, ws, overrides, Tracker(ws) if tracker else None)
 
 
-def test_image_shards_round_trip_is_pixel_exact(tmp_path):
-    root = _dataset(tmp_path)
+def test_image_shards_round_trip_is_pixel_exact(tmp_path, dataset):
+    root = dataset()
     res = _pipe(tmp_path, root).run_stage("image_shards")
     ds = ShardedImages(res.ref.path)
     assert len(ds) == 12
@@ -65,8 +58,8 @@ def test_image_shards_round_trip_is_pixel_exact(tmp_path):
     assert m["config"]["source"]["items"] == 12
 
 
-def test_short_side_cap_and_frame_step_change_the_key(tmp_path):
-    root = _dataset(tmp_path)
+def test_short_side_cap_and_frame_step_change_the_key(tmp_path, dataset):
+    root = dataset()
     a = _pipe(tmp_path, root, tracker=False).run_stage("image_shards")
     b = _pipe(
         tmp_path, root, overrides=["image_shards.max_short_side=120"], tracker=False
@@ -79,16 +72,16 @@ def test_short_side_cap_and_frame_step_change_the_key(tmp_path):
     assert len(ShardedImages(c.ref.path)) == 4  # frames 0 and 3 of each sequence
 
 
-def test_data_change_changes_the_key(tmp_path):
-    root = _dataset(tmp_path)
+def test_data_change_changes_the_key(tmp_path, dataset):
+    root = dataset()
     a = _pipe(tmp_path, root, tracker=False).run_stage("image_shards")
     (root / "JPEGImages" / "480p" / "rollerblade" / "00005.jpg").unlink()
     b = _pipe(tmp_path, root, tracker=False).run_stage("image_shards")
     assert a.ref.key != b.ref.key and not b.cache_hit
 
 
-def test_corrupt_and_empty_images_are_skipped_and_listed(tmp_path):
-    root = _dataset(tmp_path)
+def test_corrupt_and_empty_images_are_skipped_and_listed(tmp_path, dataset):
+    root = dataset()
     frames = root / "JPEGImages" / "480p" / "dog-agility"
     (frames / "00001.jpg").write_bytes(b"")
     data = (frames / "00002.jpg").read_bytes()
@@ -115,8 +108,8 @@ def test_missing_root_and_empty_dataset_name_the_path(tmp_path):
         )
 
 
-def test_video_shards_and_frame_index(tmp_path):
-    root = _dataset(tmp_path, seqs=("dog-agility", "rollerblade", "surf"), n=30)
+def test_video_shards_and_frame_index(tmp_path, dataset):
+    root = dataset(seqs=("dog-agility", "rollerblade", "surf"), n=30)
     with pytest.warns(UserWarning, match=r"surf.*00004.jpg: cannot decode"):
         (root / "JPEGImages" / "480p" / "surf" / "00004.jpg").write_bytes(b"broken")
         res = _pipe(tmp_path, root, tracker=False).run_stage("frame_index")

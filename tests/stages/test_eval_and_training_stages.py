@@ -2,7 +2,6 @@
 random-init baseline -> label propagation (J&F), k-NN/linear probes, and a 2-process torchrun run."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +32,9 @@ pretrain_image:
 
 
 @pytest.fixture(scope="module")
-def pipe(tmp_path_factory):
+def pipe(tmp_path_factory, make_davis):
     tmp = tmp_path_factory.mktemp("evalstages")
-    root = tmp / "davis"
-    for seq in ("dog-agility", "rollerblade"):
-        for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
-            dst = root / sub / "480p" / seq
-            dst.mkdir(parents=True)
-            for f in sorted((DAVIS / sub / "480p" / seq).glob(f"*.{ext}"))[:8]:
-                shutil.copy(f, dst / f.name)
+    root = make_davis(tmp / "davis", n=8)
     ws = get_workspace(tmp / "home")
     ws.artifacts.mkdir(parents=True)
     cfg = tmp / "cfg.yaml"

@@ -42,7 +42,9 @@ def _free_port():
 def test_two_process_gloo_keeps_ranks_in_sync(tmp_path):
     # spawn, not fork: earlier tests leave Prefect, MLflow and Dask threads running in this
     # process, and a forked child of a multi-threaded process can die on a lock held by one.
-    mp.start_processes(worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
+    mp.start_processes(
+        worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn"
+    )
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert not torch.equal(r0["first_x"], r1["first_x"])  # each rank saw its own data
