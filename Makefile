@@ -7,7 +7,7 @@ export CORRELEARN_HOME ?= $(CURDIR)/.correlearn
 # Two cores here: more threads than cores only adds contention.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup test demo bench ui lint clean-workspace
+.PHONY: setup test demo bench bench-gpu ui lint clean-workspace
 
 setup: $(STAMP)
 
@@ -30,6 +30,18 @@ bench: setup
 	$(BIN)/python bench/data_throughput.py
 	$(BIN)/python bench/label_propagation.py
 	$(BIN)/python bench/mining.py
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/scale.py --quick
+	$(BIN)/python bench/gpu.py
+
+# One GPU, under 8 minutes; without a GPU it checks that every model builds and steps on the CPU.
+bench-gpu: setup
+	$(BIN)/python bench/gpu.py
+
+# The fault suite (issue 11): the real CLI against bad input, kills, signals, gc, dead servers.
+.PHONY: faults
+faults: setup
+	$(BIN)/python bench/faults.py
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CORRELEARN_HOME)/mlflow.db \

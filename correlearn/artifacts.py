@@ -4,7 +4,11 @@ Layout: ``<root>/<stage>/<key>/`` holds a finished artifact and its ``manifest.j
 into ``<root>/<stage>/.partial-<key>/`` and the store renames that folder into place only when the
 stage has finished, so a crash never leaves a folder that looks finished. The partial folder survives
 a crash on purpose: resumable stages (training, selective search) continue from what it holds.
-A lock file ``<root>/<stage>/.<key>.lock`` (``fcntl.flock``) keeps two writers of one key apart.
+A lock file ``<root>/<stage>/.<key>.lock`` (``fcntl.flock``) keeps two writers of one key apart;
+a stage that reads an artifact holds a shared lock on the same file for as long as it runs
+(:meth:`ArtifactStore.hold`), so ``gc`` (which needs the exclusive lock) never removes an input in
+use. The manifest lists every file with its size and SHA-256: a cache hit checks the sizes
+(:meth:`ArtifactStore.verify`), ``correlearn artifacts verify`` the hashes too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 KEY_LENGTH = 16
+# Bookkeeping of a running stage that a snapshot of its partial folder must not carry.
+SNAPSHOT_SKIP = {MANIFEST, ".mlflow_run_id"}
 
 
 class ArtifactError(RuntimeError):
@@ -70,6 +76,15 @@ def compute_key(stage: str, version: int, config: dict[str, Any], inputs: dict[s
     return hashlib.sha256(payload.encode()).hexdigest()[:KEY_LENGTH]
 
 
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to ``path`` through a temporary sibling and ``os.replace``."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -105,20 +120,29 @@ class ArtifactStore:
         return ArtifactRef(stage, key, str(self.path(stage, key)))
 
     @contextlib.contextmanager
-    def lock(self, stage: str, key: str, timeout_s: float | None = None) -> Iterator[None]:
-        """Hold the writer lock of one key; a second writer waits (or fails after ``timeout_s``)."""
+    def lock(
+        self, stage: str, key: str, timeout_s: float | None = None, shared: bool = False
+    ) -> Iterator[None]:
+        """Hold the lock of one key; a second writer waits (or fails after ``timeout_s``).
+
+        Args:
+            stage: stage name.
+            key: artifact key.
+            timeout_s: give up with :class:`ArtifactError` after this long (None: wait).
+            shared: a reader's lock: many readers at once, no writer (or ``gc``) meanwhile.
+        """
         lock_path = self.root / stage / f".{key}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "w") as fh:
+        with open(lock_path, "a") as fh:
             start = time.monotonic()
             while True:
                 try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fh, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    if timeout_s is not None and time.monotonic() - start > timeout_s:
+                    if timeout_s is not None and time.monotonic() - start >= timeout_s:
                         raise ArtifactError(
-                            f"{stage}/{key} is being written by another process "
+                            f"{stage}/{key} is being written or read by another process "
                             f"(lock {lock_path} held for over {timeout_s:.0f} s)"
                         ) from None
                     time.sleep(0.2)
@@ -126,6 +150,23 @@ class ArtifactStore:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def hold(self, refs: dict[str, ArtifactRef]) -> Iterator[None]:
+        """Hold a shared lock on each input artifact while a stage reads them.
+
+        Raises:
+            ArtifactError: an input disappeared before it could be held (removed by ``gc``).
+        """
+        with contextlib.ExitStack() as stack:
+            for name, ref in sorted(refs.items()):
+                stack.enter_context(self.lock(ref.stage, ref.key, shared=True))
+                if not self.exists(ref.stage, ref.key):
+                    raise ArtifactError(
+                        f"input {name} ({ref.stage}/{ref.key}) was removed before the stage "
+                        "started (gc?); run the stage again to recompute it"
+                    )
+            yield
 
     def begin(self, stage: str, key: str, keep_partial: bool) -> Path:
         """Prepare the partial folder: keep what a stopped run left when the stage can resume."""
@@ -141,7 +182,13 @@ class ArtifactStore:
         files = []
         for p in sorted(partial.rglob("*")):
             if p.is_file() and p.name != MANIFEST and not p.name.startswith(".lock"):
-                files.append({"path": str(p.relative_to(partial)), "bytes": p.stat().st_size})
+                files.append(
+                    {
+                        "path": str(p.relative_to(partial)),
+                        "bytes": p.stat().st_size,
+                        "sha256": file_sha256(p),
+                    }
+                )
         manifest = {**manifest, "files": files, "bytes": sum(f["bytes"] for f in files)}
         write_json_atomic(partial / MANIFEST, manifest)
         final = self.path(stage, key)
@@ -154,6 +201,55 @@ class ArtifactStore:
         else:
             os.rename(partial, final)
         return ArtifactRef(stage, key, str(final))
+
+    def snapshot(self, stage: str, src: Path, key: str, manifest: dict[str, Any]) -> ArtifactRef:
+        """Commit a copy of folder ``src`` (a partial folder that lives on) as artifact ``key``.
+
+        Files ending in ``.pt`` are hard-linked: they are only ever replaced by a rename
+        (:func:`~correlearn.train.checkpoint.atomic_torch_save`), never rewritten in place, so
+        the snapshot keeps its bytes when ``src`` moves on. Everything else is copied.
+        """
+        partial = self.begin(stage, key, keep_partial=False)
+        for p in sorted(src.rglob("*")):
+            rel = p.relative_to(src)
+            if not p.is_file() or rel.name in SNAPSHOT_SKIP or rel.name.startswith(".lock"):
+                continue
+            dst = partial / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if p.suffix != ".pt":
+                    raise OSError("copied")
+                os.link(p, dst)
+            except OSError:
+                shutil.copy2(p, dst)
+        return self.commit(stage, key, manifest)
+
+    def verify(self, stage: str, key: str, content: bool = False) -> list[str]:
+        """Problems of a finished artifact against its manifest (empty when it is intact).
+
+        Args:
+            stage: stage name.
+            key: artifact key.
+            content: compare SHA-256 hashes too (reads every byte), not only sizes.
+
+        Returns:
+            One line per problem, each naming the file.
+        """
+        folder = self.path(stage, key)
+        try:
+            files = self.manifest(stage, key).get("files", [])
+        except ArtifactError as exc:
+            return [str(exc)]
+        problems = []
+        for f in files:
+            p = folder / f["path"]
+            if not p.is_file():
+                problems.append(f"{p}: missing (the manifest lists {f['bytes']} bytes)")
+            elif p.stat().st_size != f["bytes"]:
+                problems.append(f"{p}: {p.stat().st_size} bytes, the manifest says {f['bytes']}")
+            elif content and f.get("sha256") and file_sha256(p) != f["sha256"]:
+                problems.append(f"{p}: content differs from the manifest's SHA-256")
+        return problems
 
     def manifest(self, stage: str, key: str) -> dict[str, Any]:
         """The manifest of a finished artifact."""

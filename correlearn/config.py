@@ -9,6 +9,7 @@ applied to the raw mapping before validation.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,23 @@ class ConfigError(ValueError):
 # Field metadata for settings that cannot change a stage's output (worker counts, logging cadence):
 # ``Field(..., json_schema_extra=NOT_IN_KEY)``. They are logged but left out of artifact keys.
 NOT_IN_KEY = {"in_key": False}
+# Budgets (a training run stopped early on its full schedule): left out of the key too; the
+# pipeline stores a budget-stopped result under its own key (see correlearn.budgets).
+BUDGET_STEPS = {"in_key": False, "budget": "steps"}
+BUDGET_TIME = {"in_key": False, "budget": "time"}
+
+
+def budget_fields(model: BaseModel, prefix: str = "") -> dict[str, tuple[str, Any]]:
+    """Dotted name -> (``"steps"`` or ``"time"``, value) of every budget field (recursive)."""
+    out: dict[str, tuple[str, Any]] = {}
+    for name, value in model:
+        extra = type(model).model_fields[name].json_schema_extra or {}
+        where = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            out.update(budget_fields(value, where + "."))
+        elif isinstance(extra, dict) and "budget" in extra:
+            out[where] = (extra["budget"], value)
+    return out
 
 
 def key_material(model: BaseModel) -> dict[str, Any]:
@@ -39,6 +57,48 @@ def key_material(model: BaseModel) -> dict[str, Any]:
                 model, mode="json", include={name}
             )[name]
     return out
+
+
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding (np.random.seed) takes [0, 2**32)
+
+
+def check_device(spec: str) -> str | None:
+    """Why ``spec`` cannot be used as a torch device here, or None when it can.
+
+    Args:
+        spec: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``.
+    """
+    if not re.match(DEVICE_PATTERN, spec):
+        return f"{spec!r} is not a device (auto, cpu, cuda, cuda:N, mps)"
+    if spec.startswith("cuda"):
+        import torch  # only for a config that names CUDA
+
+        if not torch.cuda.is_available():
+            return f"{spec!r} requested but CUDA is not available on this machine"
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            return f"{spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+    return None
+
+
+def preflight(model: BaseModel, source: str = "config", prefix: str = "") -> None:
+    """Check values that would otherwise fail only after a stage started (partial folder, run).
+
+    Every field named ``device`` (a string) must name an available device and every ``seed``
+    (an int) must be in ``[0, 2**32)``, in any stage's config, nested models included.
+
+    Raises:
+        ConfigError: ``source: prefix.field: problem``.
+    """
+    for name, value in model:
+        where = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, BaseModel):
+            preflight(value, source, where)
+        elif name == "device" and isinstance(value, str) and (why := check_device(value)):
+            raise ConfigError(f"{source}: {where}: {why}")
+        elif name == "seed" and isinstance(value, int) and not 0 <= value <= SEED_MAX:
+            raise ConfigError(f"{source}: {where}: {value} is not a seed in [0, 2**32)")
 
 
 class StrictModel(BaseModel):

@@ -9,19 +9,24 @@ pass inputs explicitly and run one stage per Prefect task.
 from __future__ import annotations
 
 import json
+import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from correlearn import __version__
 from correlearn.artifacts import ArtifactRef, ArtifactStore, compute_key
+from correlearn.budgets import find_answer, prepare_partial, request_key, snapshot_key
 from correlearn.config import (
     ConfigError,
     apply_overrides,
+    budget_fields,
     deep_merge,
     key_material,
     load_yaml,
+    preflight,
     validate,
     with_defaults,
 )
@@ -95,7 +100,9 @@ class Pipeline:
         name = section or stage
         raw = deep_merge(self.raw.get(name) or {}, overrides or {})
         raw = with_defaults(spec.config_model, raw)
-        return validate(spec.config_model, raw, self.config_path.name, prefix=name)
+        config = validate(spec.config_model, raw, self.config_path.name, prefix=name)
+        preflight(config, self.config_path.name, prefix=name)
+        return config
 
     def _spec(self, stage: str) -> StageSpec:
         if stage not in self.registry:
@@ -151,14 +158,15 @@ class Pipeline:
         refs = {k: v.ref for k, v in inputs.items()}
         key, resolved = self.key_of(stage, config, refs)
         force = force or any(v.forced for v in inputs.values())
-        if self.store.exists(stage, key) and not force:
-            self._record_cache_hit(spec, key, resolved, refs)
-            print(f"[cache hit] {stage} {key} -> {self.store.path(stage, key)}", flush=True)
-            return StageResult(self.store.ref(stage, key), cache_hit=True)
+        budget = _Budget.of(spec, config, key)
+        if not force and (hit := self._cached(spec, key, budget)) is not None:
+            self._record_cache_hit(spec, hit, resolved, refs)
+            print(f"[cache hit] {stage} {hit} -> {self.store.path(stage, hit)}", flush=True)
+            return StageResult(self.store.ref(stage, hit), cache_hit=True)
         with self.store.lock(stage, key):
-            if self.store.exists(stage, key) and not force:
-                return StageResult(self.store.ref(stage, key), cache_hit=True)
-            existed = self.store.exists(stage, key)
+            if not force and (hit := self._cached(spec, key, budget, quiet=True)) is not None:
+                return StageResult(self.store.ref(stage, hit), cache_hit=True)
+            existed = self._answer(spec, key, budget) is not None
             job = {
                 "config": str(self.config_path),
                 "overrides": self.overrides,
@@ -167,8 +175,34 @@ class Pipeline:
                 "stage_overrides": overrides,
                 "inputs": {k: v.to_dict() for k, v in refs.items()},
             }
-            ref = self._compute(spec, config, resolved, refs, key, job)
-        return StageResult(ref, cache_hit=False, forced=existed)
+            ref = self._compute(spec, config, resolved, refs, key, job, budget, force)
+        return StageResult(ref, cache_hit=False, forced=force and existed)
+
+    def _answer(self, spec: StageSpec, key: str, budget: _Budget | None) -> str | None:
+        if budget is None:
+            return key if self.store.exists(spec.name, key) else None
+        return find_answer(
+            self.store, spec.name, spec.version, key, budget.values, budget.max_steps
+        )
+
+    def _cached(
+        self, spec: StageSpec, key: str, budget: _Budget | None, quiet: bool = False
+    ) -> str | None:
+        """The key of an intact finished artifact answering this call, or None (recompute)."""
+        hit = self._answer(spec, key, budget)
+        if hit is None:
+            return None
+        problems = self.store.verify(spec.name, hit)
+        if problems:
+            if not quiet:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                print(
+                    f"[corrupt] {spec.name} {hit}: {problems[0]}{more}; recomputing it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return None
+        return hit
 
     def _record_cache_hit(self, spec: StageSpec, key: str, resolved: dict, refs: dict) -> None:
         if not self.tracker:
@@ -188,8 +222,14 @@ class Pipeline:
         tags.update({f"input.{k}": f"{v.stage}/{v.key}" for k, v in refs.items()})
         return tags
 
-    def _compute(self, spec, config, resolved, refs, key, job) -> ArtifactRef:
-        partial = self.store.begin(spec.name, key, keep_partial=spec.resumable)
+    def _compute(self, spec, config, resolved, refs, key, job, budget, force) -> ArtifactRef:
+        # A forced budgeted call starts its schedule over; anything else resumable continues.
+        keep = spec.resumable and not (force and budget is not None)
+        partial = self.store.begin(spec.name, key, keep_partial=keep)
+        if budget is not None and not force:
+            at = prepare_partial(self.store, spec.name, key, partial, budget.max_steps)
+            if at:
+                print(f"[continuing] {spec.name} {key} from step {at}", flush=True)
         run_file = partial / RUN_ID_FILE
         previous = run_file.read_text().strip() if run_file.exists() else None
         resumed = previous is not None
@@ -211,10 +251,10 @@ class Pipeline:
         ctx.job = job  # how to rebuild this call in another process (torchrun workers)
         started = time.time()
         try:
-            meta = spec.run(ctx) or {}
+            with self.store.hold(refs):  # gc must not remove an input while the stage reads it
+                meta = spec.run(ctx) or {}
         except BaseException:
-            if self.tracker and run_id:
-                self.tracker.end(run_id, ok=False)
+            self._end_failed(spec, run_id)
             raise
         finished = time.time()
         manifest = {
@@ -235,14 +275,72 @@ class Pipeline:
             "package_version": __version__,
         }
         run_file.unlink(missing_ok=True)
-        ref = self.store.commit(spec.name, key, manifest)
+        ref = self._commit(spec, key, partial, manifest, budget, ctx.progress)
         if self.tracker and run_id:
             self.tracker.log_artifact(run_id, Path(ref.path) / "manifest.json")
             self.tracker.log_metrics(run_id, {"seconds": finished - started, **ctx.counts})
-            self.tracker.set_tags(run_id, {"artifact_path": ref.path})
+            self.tracker.set_tags(run_id, {"artifact_path": ref.path, "key": ref.key})
             self.tracker.end(run_id)
-        print(f"[done] {spec.name} {key} in {finished - started:.1f} s -> {ref.path}", flush=True)
+        print(
+            f"[done] {spec.name} {ref.key} in {finished - started:.1f} s -> {ref.path}", flush=True
+        )
         return ref
+
+    def _commit(self, spec, key, partial, manifest, budget, progress) -> ArtifactRef:
+        """Commit the partial folder as ``key``, or snapshot it when a budget stopped the run."""
+        if budget is None:
+            return self.store.commit(spec.name, key, manifest)
+        progress = progress or {}
+        step = progress.get("step")
+        manifest.update(
+            schedule_key=key,
+            stopped_at_step=step,
+            total_steps=progress.get("total_steps"),
+            budget=budget.values,
+            requests=[budget.request],
+        )
+        if not progress.get("stopped_on_budget"):
+            return self.store.commit(spec.name, key, manifest)
+        skey = snapshot_key(spec.name, spec.version, key, step)
+        with self.store.lock(spec.name, skey):
+            if self.store.exists(spec.name, skey):  # same weights (seeded); keep its requests
+                old = self.store.manifest(spec.name, skey).get("requests", [])
+                manifest["requests"] = sorted(set(old) | {budget.request})
+            manifest["key"] = skey
+            return self.store.snapshot(spec.name, partial, skey, manifest)
+
+    def _end_failed(self, spec: StageSpec, run_id: str | None) -> None:
+        # The stage's own error (disk full, say) must reach the user; failing to record it in
+        # MLflow too is only a warning (the run is marked KILLED at the next start).
+        if not (self.tracker and run_id):
+            return
+        try:
+            self.tracker.end(run_id, ok=False)
+        except Exception as exc:  # noqa: BLE001 - any tracking failure
+            warnings.warn(
+                f"{spec.name}: could not mark MLflow run {run_id} FAILED "
+                f"({type(exc).__name__}: {exc}); the stage's own error follows",
+                stacklevel=3,
+            )
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The budget of one call of a stage with budget fields (a training stage)."""
+
+    values: dict[str, Any]  # dotted field -> value, the fields that are set
+    max_steps: int | None
+    request: str
+
+    @classmethod
+    def of(cls, spec: StageSpec, config: Any, key: str) -> _Budget | None:
+        fields = budget_fields(config)
+        if not fields:
+            return None
+        values = {k: v for k, (_, v) in fields.items() if v is not None}
+        steps = [v for kind, v in fields.values() if kind == "steps" and v is not None]
+        req = request_key(spec.name, spec.version, key, values)
+        return cls(values, min(steps) if steps else None, req)
 
 
 def _iso(t: float) -> str:

@@ -79,6 +79,8 @@ class StageContext:
         self.metrics: dict[str, float] = {}
         self.pictures: list[str] = []
         self.job: dict[str, Any] = {}
+        # Set by training stages: {"step", "total_steps", "stopped_on_budget"} (correlearn.budgets).
+        self.progress: dict[str, Any] | None = None
 
     def input_path(self, name: str) -> Path:
         """Folder of the input artifact ``name``."""
@@ -90,9 +92,17 @@ class StageContext:
         if self.tracker and self.run_id:
             self.tracker.log_metrics(self.run_id, metrics, step)
 
-    def skip(self, item: str, reason: str) -> None:
-        """Record an input item the stage skipped; it is warned about and listed in the manifest."""
-        warnings.warn(f"{self.spec.name}: skipped {item}: {reason}", stacklevel=2)
+    def skip(self, item: str, reason: str, warn: bool = True) -> None:
+        """Record an input item the stage skipped; it is warned about and listed in the manifest.
+
+        Args:
+            item: what was skipped (a path, a key).
+            reason: why.
+            warn: False when the library call that skipped it has already warned (once is
+                enough).
+        """
+        if warn:
+            warnings.warn(f"{self.spec.name}: skipped {item}: {reason}", stacklevel=2)
         self.skipped.append({"item": str(item), "reason": reason})
 
     def count(self, name: str, n: int) -> None:

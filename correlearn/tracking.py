@@ -6,11 +6,15 @@ tasks in worker threads, and the fluent API keeps its active run in thread-local
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,47 @@ _MAX_PARAM = 6000
 
 class TrackingError(RuntimeError):
     """The tracking server is unreachable or refused a call."""
+
+
+PID_TAG, HOST_TAG, BOOT_TAG = "correlearn.pid", "correlearn.host", "correlearn.pid_start"
+
+
+def _pid_start(pid: int) -> str:
+    # Start time of a process in clock ticks since boot (/proc/<pid>/stat field 22): a reused
+    # pid has a different one. Empty where /proc is missing.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the process that owns a run (host, pid, pid start time)."""
+    pid = os.getpid()
+    return {PID_TAG: str(pid), HOST_TAG: socket.gethostname(), BOOT_TAG: _pid_start(pid)}
+
+
+def process_alive(pid: str | None, started: str | None) -> bool:
+    """Whether the process of a run's tags still exists (same pid and start time)."""
+    try:
+        os.kill(int(pid or ""), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True  # another user's process, or no pid recorded: leave it alone
+    return not started or _pid_start(int(pid)) in ("", started)
+
+
+@contextlib.contextmanager
+def _workspace_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -52,6 +97,25 @@ def check_server(uri: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+def check_prefect_api(timeout_s: float = 5.0) -> None:
+    """Fail before any work when ``PREFECT_API_URL`` names a Prefect server that does not answer.
+
+    Without it Prefect would start the flow, then fail with "Failed to reach API" and a traceback.
+    """
+    url = os.environ.get("PREFECT_API_URL", "")
+    if not url:
+        return
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout_s) as r:
+            if r.status != 200:
+                raise TrackingError(f"PREFECT_API_URL={url}: /health answered {r.status}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingError(
+            f"PREFECT_API_URL={url} does not answer ({exc}); start it (make server) or unset "
+            "PREFECT_API_URL to run flows in-process"
+        ) from None
+
+
 class Tracker:
     """A thin layer over :class:`mlflow.MlflowClient` bound to the workspace's experiment."""
 
@@ -65,17 +129,53 @@ class Tracker:
 
         self.uri = ws.tracking_uri
         check_server(self.uri)
-        self.client = mlflow.MlflowClient(tracking_uri=self.uri)
+        # Two processes starting at once in a fresh workspace race on the SQLite schema
+        # ("table ... already exists") and on the experiment: the first creates both while the
+        # other waits on this lock, then finds them.
+        with _workspace_lock(ws.home / ".mlflow.lock"):
+            self.client = mlflow.MlflowClient(tracking_uri=self.uri)
+            self.experiment_id = self._experiment(ws)
+            self.reap_dead_runs()
+
+    def _experiment(self, ws: Workspace) -> str:
         exp = self.client.get_experiment_by_name(EXPERIMENT)
-        if exp is None:
-            # The local store sets its artifact location explicitly so artifacts land in the
-            # workspace, not in whatever the current directory is.
-            location = None if self.uri.startswith("http") else ws.mlflow_artifacts.as_uri()
-            self.experiment_id = self.client.create_experiment(
-                EXPERIMENT, artifact_location=location
-            )
-        else:
-            self.experiment_id = exp.experiment_id
+        if exp is not None:
+            return exp.experiment_id
+        # The local store sets its artifact location explicitly so artifacts land in the
+        # workspace, not in whatever the current directory is.
+        location = None if self.uri.startswith("http") else ws.mlflow_artifacts.as_uri()
+        try:
+            return self.client.create_experiment(EXPERIMENT, artifact_location=location)
+        except Exception:  # another client (on a server: another machine) created it first
+            exp = self.client.get_experiment_by_name(EXPERIMENT)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def reap_dead_runs(self) -> list[str]:
+        """Mark KILLED the RUNNING runs started on this host by a process that no longer exists.
+
+        A run killed with -9 cannot end itself; left RUNNING it would also keep ``gc``'s "still
+        running" protection forever. A resumable stage still continues in its old run
+        (:meth:`start` with ``resume_run_id`` sets it RUNNING again).
+
+        Returns:
+            The run ids marked KILLED.
+        """
+        host = socket.gethostname()
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{PID_TAG}` LIKE '%'",
+            max_results=1000,
+        )
+        killed = []
+        for r in runs:
+            tags = r.data.tags
+            if tags.get(HOST_TAG) != host or process_alive(tags.get(PID_TAG), tags.get(BOOT_TAG)):
+                continue
+            self.client.set_terminated(r.info.run_id, status="KILLED")
+            killed.append(r.info.run_id)
+        return killed
 
     def start(
         self,
@@ -85,13 +185,15 @@ class Tracker:
         resume_run_id: str | None = None,
     ) -> str:
         """Create a run (nested under ``parent_run_id``) or reopen ``resume_run_id``."""
+        owner = process_tags()
         if resume_run_id:
             try:
                 self.client.update_run(resume_run_id, status="RUNNING")
+                self.set_tags(resume_run_id, owner)
                 return resume_run_id
             except Exception:  # noqa: BLE001 - a deleted run: start a fresh one
                 pass
-        all_tags = {"mlflow.runName": name, **(tags or {})}
+        all_tags = {"mlflow.runName": name, **(tags or {}), **owner}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=name)

@@ -43,7 +43,7 @@ def run(ctx: StageContext) -> dict:
         items, ctx.out_dir, ctx.config.shard_size, max_short_side=ctx.config.max_short_side
     )
     for path, reason in summary.skipped:
-        ctx.skip(path, reason)
+        ctx.skip(path, reason, warn=False)  # write_*_shards warned already
     ctx.count("images", summary.n_samples)
     ctx.count("shards", len(summary.shards))
     ctx.count("skipped", len(summary.skipped))

@@ -181,3 +181,124 @@ def test_unknown_section_and_stage(pipe_factory, tmp_path):
         make().run_stage("nope")
     with pytest.raises(ConfigError, match=r"p.yaml: sum.scale"):
         make(["sum.scale=lots"]).run_stage("sum")
+
+
+# --- issue 11: faults -------------------------------------------------------------------------
+
+
+def _with_sum(p, fn):
+    reg = dict(REG)
+    reg["sum"] = StageSpec("sum", 1, SumCfg, fn, inputs={"src": "src"}, resumable=True)
+    p.registry = reg
+    return p
+
+
+def test_gc_cannot_remove_an_input_while_a_stage_reads_it(pipe_factory):
+    # item 1: gc deleted the shards a running `stage run` was reading.
+    from correlearn.workspace_ops import GcPlan, run_gc
+
+    make, _ = pipe_factory
+    p = make()
+    src = p.run_stage("src")
+    seen = {}
+
+    def reads_during_gc(ctx):
+        a = {"stage": "src", "key": src.ref.key, "path": src.ref.path, "bytes": 1}
+        seen["removed"] = run_gc(p.store, GcPlan(artifacts=[a]))
+        return REG["sum"].run(ctx)
+
+    r = _with_sum(make(), reads_during_gc).run_stage("sum")
+    assert seen["removed"] == [] and p.store.exists("src", src.ref.key)
+    assert json.loads(open(r.ref.path + "/sum.json").read()) == 12
+    # once nobody reads it, gc may remove it
+    a = {"stage": "src", "key": src.ref.key, "path": src.ref.path, "bytes": 1}
+    assert run_gc(p.store, GcPlan(artifacts=[a])) == [f"src/{src.ref.key}"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_damaged_artifact_is_no_cache_hit(pipe_factory, capsys, damage):
+    # item 6: a truncated or deleted file inside a finished artifact stayed a cache hit forever.
+    make, _ = pipe_factory
+    r1 = make().run_stage("src")
+    f = __import__("pathlib").Path(r1.ref.path) / "numbers.json"
+    f.write_text("[0") if damage == "truncate" else f.unlink()
+    CALLS.clear()
+    r2 = make().run_stage("src")
+    assert not r2.cache_hit and CALLS == ["src"] and r2.ref.key == r1.ref.key
+    assert "numbers.json" in capsys.readouterr().err
+    assert json.loads(f.read_text()) == [0, 1, 2, 3]
+    assert make().store.verify("src", r1.ref.key, content=True) == []
+
+
+def test_verify_with_content_finds_a_same_size_change(pipe_factory):
+    make, _ = pipe_factory
+    r = make().run_stage("src")
+    f = __import__("pathlib").Path(r.ref.path) / "numbers.json"
+    f.write_text(f.read_text().replace("3", "4"))
+    store = make().store
+    assert store.verify("src", r.ref.key) == []  # sizes agree
+    assert "numbers.json: content differs" in store.verify("src", r.ref.key, content=True)[0]
+
+
+def test_the_stage_error_survives_a_failing_tracker(pipe_factory, monkeypatch):
+    # item 8: ending the MLflow run failed too (disk full) and its error replaced the stage's.
+    import errno
+
+    make, tracker = pipe_factory
+
+    def disk_full(ctx):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_end = tracker.end
+
+    def end_fails(run_id, ok=True):
+        if ok:
+            return real_end(run_id, ok)
+        raise OSError(errno.ENOSPC, "database or disk is full")
+
+    p = _with_sum(make(), disk_full)
+    p.run_stage("src")
+    monkeypatch.setattr(tracker, "end", end_fails)
+    with pytest.warns(UserWarning, match="could not mark MLflow run"):
+        with pytest.raises(OSError, match="No space left on device"):
+            p.run_stage("sum")
+
+
+class TrainLikeCfg(StrictModel):
+    from correlearn.train.config import TrainConfig as _T
+
+    train: _T = _T(device="cpu")
+
+
+def _fit_pipeline(make, overrides):
+    base = make()
+    reg = {**REG, "fit": StageSpec("fit", 1, TrainLikeCfg, lambda ctx: None)}
+    return Pipeline(base.config_path, reg, base.ws, overrides, base.tracker)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("fit.train.seed=-1", r"p.yaml: fit.train.seed"),
+        ("fit.train.device=banana", r"p.yaml: fit.train.device"),
+    ],
+)
+def test_bad_train_values_fail_before_any_work(pipe_factory, override, message):
+    # item 9: seed=-1 and device=banana were accepted and crashed after the partial folder and
+    # the MLflow run existed.
+    make, tracker = pipe_factory
+    p = _fit_pipeline(make, [override])
+    with pytest.raises(ConfigError, match=message):
+        p.run_stage("fit")
+    assert not (p.store.root / "fit").exists()
+    assert tracker.client.search_runs([tracker.experiment_id]) == []
+
+
+def test_an_unavailable_device_fails_before_any_work(pipe_factory, monkeypatch):
+    import torch
+
+    make, _ = pipe_factory
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    p = _fit_pipeline(make, ["fit.train.device=cuda:1"])
+    with pytest.raises(ConfigError, match="fit.train.device: 'cuda:1' requested but CUDA"):
+        p.run_stage("fit")

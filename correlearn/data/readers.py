@@ -236,18 +236,43 @@ class _ShardFiles:
         self.table = pq.read_table(self.index_path)
         self.keys = self.table.column("key").to_pylist()
         self.shards = self.table.column("shard").to_pylist()
+        self._check_shard_paths()
         self._pos: dict[str, int] | None = None  # built on first lookup: large for big datasets
         self._fds: dict[str, int] = {}
         self._pid = os.getpid()
+
+    def _check_shard_paths(self) -> None:
+        # An index is data, not code: a row naming "../../x.tar" or "/etc/x" must not make the
+        # reader open files outside the artifact folder.
+        inside = self.dir.resolve()
+        for shard in sorted(set(self.shards)):
+            target = (self.dir / shard).resolve()
+            if not target.is_relative_to(inside) or target == inside:
+                raise DataError(
+                    f"{self.index_path}: shard path {shard!r} resolves outside the artifact "
+                    f"folder ({target}); refusing to read it"
+                )
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def position(self, key: str) -> int:
-        """Row of ``key`` in the index; KeyError if absent."""
+        """Row of ``key`` in the index; KeyError if absent, DataError if two rows share it."""
         if self._pos is None:
-            self._pos = {k: i for i, k in enumerate(self.keys)}
+            pos = {k: i for i, k in enumerate(self.keys)}
+            if len(pos) != len(self.keys):
+                dup = next(k for i, k in enumerate(self.keys) if pos[k] != i)
+                raise DataError(f"{self.index_path}: two rows share the item key {dup!r}")
+            self._pos = pos
         return self._pos[key]
+
+    def _decode(self, data: bytes, i: int, what: str) -> np.ndarray:
+        try:
+            return decode_image(data)
+        except ValueError as exc:
+            raise DataError(
+                f"{self.dir / self.shards[i]}: {what} of sample {self.keys[i]!r}: {exc}"
+            ) from None
 
     def _read(self, shard: str, offset: int, size: int) -> bytes:
         if self._pid != os.getpid():  # forked DataLoader worker: never share the parent's offsets
@@ -297,7 +322,11 @@ class ShardedImages(_ShardFiles):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         data = self.read_bytes(i)
-        image = data if self.decode == "bytes" else _convert(decode_image(data), self.decode)
+        image = (
+            data
+            if self.decode == "bytes"
+            else _convert(self._decode(data, i, "image"), self.decode)
+        )
         return {"image": image, "label": int(self.labels[i]), "key": self.keys[i], "index": i}
 
 
@@ -331,7 +360,9 @@ class ShardedVideos(_ShardFiles):
     def frame(self, i: int, t: int) -> Any:
         """Frame ``t`` of video ``i``: ``(H, W, 3)`` array or ``(3, H, W)`` tensor, uint8."""
         data = self.frame_bytes(i, t)
-        return data if self.decode == "bytes" else _convert(decode_image(data), self.decode)
+        if self.decode == "bytes":
+            return data
+        return _convert(self._decode(data, i, f"frame {t}"), self.decode)
 
     def frames(self, i: int, ts: Sequence[int]) -> Any:
         """Frames ``ts`` of video ``i``, stacked: ``(T, H, W, 3)`` array or ``(T, 3, H, W)``."""

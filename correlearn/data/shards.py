@@ -19,6 +19,7 @@ Only ``out_dir`` is written; the artifact store makes it atomic.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -160,6 +161,15 @@ class _ShardSink:
             row["_sizes"] = [int(s) for _, s in spans]
         self._pending = []
 
+    def abort(self) -> None:
+        """Close the open shard after a failure (a full disk, say) without masking that error.
+
+        Left open, the tar stream would try to write its end blocks again at interpreter exit and
+        print a second, unrelated traceback.
+        """
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
     def close(
         self, skipped: list, schema: pa.Schema, n_reencoded: int, spans: Callable[..., dict]
     ) -> ShardSummary:
@@ -227,18 +237,22 @@ def write_image_shards(
     n_reencoded = 0
     wds_keys = sanitize_keys([it.key for it in items])
     bar = tqdm(items, "image shards", disable=None if progress else True)
-    for item, wkey in zip(bar, wds_keys, strict=True):
-        try:
-            data = Path(item.path).read_bytes()
-            jpg, w, h, reenc = prepare_jpeg(data, max_short_side)
-        except (OSError, _BadInput) as exc:
-            _skip(skipped, item.path, str(exc))
-            continue
-        n_reencoded += reenc
-        meta = {"key": item.key, "label": item.label, "width": w, "height": h,
-                "source": item.path, "dataset": item.source}  # fmt: skip
-        sink.write({"__key__": wkey, "jpg": jpg, "json": json.dumps(meta)}, meta, ["jpg"])
-        meta["wds_key"] = wkey
+    try:
+        for item, wkey in zip(bar, wds_keys, strict=True):
+            try:
+                data = Path(item.path).read_bytes()
+                jpg, w, h, reenc = prepare_jpeg(data, max_short_side)
+            except (OSError, _BadInput) as exc:
+                _skip(skipped, item.path, str(exc))
+                continue
+            n_reencoded += reenc
+            meta = {"key": item.key, "label": item.label, "width": w, "height": h,
+                    "source": item.path, "dataset": item.source}  # fmt: skip
+            sink.write({"__key__": wkey, "jpg": jpg, "json": json.dumps(meta)}, meta, ["jpg"])
+            meta["wds_key"] = wkey
+    except BaseException:
+        sink.abort()
+        raise
     return sink.close(skipped, IMAGE_SCHEMA, n_reencoded, _image_spans)
 
 

@@ -144,7 +144,26 @@ def _sequence_dirs(spec: DatasetSpec, root: Path) -> tuple[Path, list[str]]:
     return seq_root, _select(spec, names, seq_root)
 
 
+def _unique_keys(items: list, spec: DatasetSpec, root: Path) -> list:
+    """Refuse two files that map to one item key (``x.jpg`` and ``x.png``, or ``x.JPG``).
+
+    Keys are paths without their suffix; two items with one key would be merged by every
+    key -> position map downstream (ORL mining would give one image the other's boxes).
+    """
+    seen: dict[str, str] = {}
+    for it in items:
+        where = it.path if isinstance(it, ImageItem) else (it.video_path or it.key)
+        if it.key in seen:
+            raise DataError(
+                f"dataset {spec.name!r}: {seen[it.key]} and {where} share the item key "
+                f"{it.key!r} (keys are paths without their suffix); rename or remove one"
+            )
+        seen[it.key] = where
+    return items
+
+
 def _nonempty(items: list, spec: DatasetSpec, root: Path, what: str) -> list:
+    items = _unique_keys(items, spec, root)
     if spec.max_items is not None:
         items = items[: spec.max_items]
     if not items:

@@ -261,6 +261,10 @@ def export_ref_json(
     scores = table.column("score").to_pylist()
     order = list(image_keys) if image_keys is not None else list(dict.fromkeys(keys + nbrs))
     pos = {k: i for i, k in enumerate(order)}
+    if len(pos) != len(order):
+        # Two images under one key would silently share boxes, neighbours and pairs.
+        dup = next(k for i, k in enumerate(order) if pos[k] != i)
+        raise ValueError(f"image key {dup!r} appears twice in image_keys")
     groups: list[dict[int, dict[str, Any]]] = [{} for _ in order]
     for r, (k, nk, rank) in enumerate(zip(keys, nbrs, ranks, strict=True)):
         g = groups[pos[k]].setdefault(rank, {"nbr": pos[nk], "pairs": [], "scores": []})

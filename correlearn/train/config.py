@@ -10,7 +10,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from correlearn.config import NOT_IN_KEY, StrictModel
+from correlearn.config import (
+    BUDGET_STEPS,
+    BUDGET_TIME,
+    DEVICE_PATTERN,
+    NOT_IN_KEY,
+    SEED_MAX,
+    StrictModel,
+)
 
 
 class OptimConfig(StrictModel):
@@ -91,9 +98,12 @@ class TrainConfig(StrictModel):
         epochs: length of the run in epochs (with ``steps_per_epoch`` this gives the total steps).
         steps_per_epoch: None -> derived from the dataset size // effective batch.
         max_steps: budget in steps: stop after this many steps even if the schedule is longer (the
-            schedule still spans the full run, so a later resume continues it).
+            schedule still spans the full run, so a later call with a larger budget continues
+            it). Not part of the artifact key: a budget-stopped run is stored as its own
+            snapshot artifact (:mod:`correlearn.budgets`).
         max_minutes: budget in wall-clock minutes for one call of ``fit``; the loop stops at the
-            next step boundary, saves a checkpoint and reports that it stopped on budget.
+            next step boundary, saves a checkpoint and reports that it stopped on budget. Not
+            part of the key either.
         seed: seed of the loop's randomness (dropout, masking) and of the data order.
         device: ``"auto"`` -> CUDA if available else CPU; or ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
         amp: ``"auto"`` -> bf16 autocast on CUDA, off on CPU; ``"off"``; ``"bf16"``; ``"fp16"``
@@ -114,10 +124,11 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(256, ge=1)
     epochs: int = Field(100, ge=1)
     steps_per_epoch: int | None = Field(None, ge=1)
-    max_steps: int | None = Field(None, ge=0)
-    max_minutes: float | None = Field(None, gt=0.0)
-    seed: int = 0
-    device: str = "auto"
+    # Budgets stop a run early on the full schedule: not in the key (correlearn.budgets).
+    max_steps: int | None = Field(None, ge=0, json_schema_extra=BUDGET_STEPS)
+    max_minutes: float | None = Field(None, gt=0.0, json_schema_extra=BUDGET_TIME)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
+    device: str = Field("auto", pattern=DEVICE_PATTERN)
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     # Bookkeeping that cannot change the trained weights: left out of the artifact key.
     ckpt_every: int = Field(1000, ge=1, json_schema_extra=NOT_IN_KEY)

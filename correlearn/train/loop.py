@@ -89,19 +89,28 @@ def _as_scalar(value: Any, device: torch.device) -> torch.Tensor | None:
 
 
 class _SigtermFlag:
-    # SIGTERM (preemption, `prefect cancel`) stops at the next step boundary with a checkpoint.
+    # SIGTERM (preemption, `prefect cancel`) and Ctrl-C (SIGINT) stop at the next step boundary
+    # with a checkpoint; a second Ctrl-C aborts at once (KeyboardInterrupt), as users expect.
     def __init__(self) -> None:
         self.hit = False
-        self._old: Any = None
+        self._old: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT and self.hit:
+            raise KeyboardInterrupt("second Ctrl-C: stopped without a checkpoint")
+        self.hit = True
+        if signum == signal.SIGINT:
+            print("\nCtrl-C: stopping at the next step boundary with a checkpoint", flush=True)
 
     def __enter__(self) -> _SigtermFlag:
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGTERM, lambda *_: setattr(self, "hit", True))
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._on_signal)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def fit(

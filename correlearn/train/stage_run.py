@@ -84,7 +84,7 @@ def train_in_stage(
         def data_fn(start: int):
             return make_step_loader(build_batch, seed, start, None, train.num_workers)
 
-        log_fn = ctx.log_metrics if D.is_main() else None
+        log_fn = _log_once(ctx) if D.is_main() else None
         res = fit(method, data_fn, train, optim, workdir, log_fn, ctx.run_id, total)
         if res.stop_reason == "signal":
             # Stopped from outside: keep the partial folder (checkpoint) and do not commit.
@@ -114,6 +114,11 @@ def train_in_stage(
             save_pictures(
                 ctx, method.pictures(D.to_device(batch, next(method.parameters()).device))
             )
+    ctx.progress = {
+        "step": int(result_meta["steps"]),
+        "total_steps": int(result_meta["total_steps"]),
+        "stopped_on_budget": bool(result_meta["stopped_on_budget"]),
+    }
     ctx.count("steps", result_meta["steps"])
     ctx.log_metrics({"train_minutes": result_meta["minutes"]})
     return {k: v for k, v in result_meta.items() if k != "loss_history"}
@@ -146,6 +151,27 @@ def train_configured(
     return train_in_stage(
         ctx, method, build_batch, cfg.train, cfg.optim, num_samples, backbone, method_name
     )
+
+
+def _log_once(ctx: StageContext) -> Callable[[dict[str, float], int], None]:
+    """``ctx.log_metrics``, minus the steps a killed session already logged to the same run.
+
+    A run resumed from its last checkpoint repeats the steps between that checkpoint and the kill;
+    their values are the same (seeded), so logging them again would only duplicate MLflow points.
+    """
+    done = -1
+    if ctx.resumed and ctx.tracker is not None and ctx.run_id:
+        try:
+            history = ctx.tracker.client.get_metric_history(ctx.run_id, "loss")
+            done = max((m.step for m in history), default=-1)
+        except Exception:  # noqa: BLE001 - no history to read: log everything
+            done = -1
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        if step > done:
+            ctx.log_metrics(metrics, step)
+
+    return log
 
 
 def _loss_curve(ctx: StageContext, history: list) -> None:

@@ -16,6 +16,7 @@ from correlearn.data.readers import (
     load_video,
     make_wds_pipeline,
 )
+from correlearn.data.sources import DataError
 
 
 def _shards(summary):
@@ -134,3 +135,44 @@ def test_video_random_access_by_frame(davis_videos, davis_video_shards):
     item = vids[1]
     assert item["frames"].shape == (10, 3, 480, 854) and item["key"] == "boat"
     assert vids.frame_bytes(0, 3) == Path(davis_videos[0].frames[3]).read_bytes()
+
+
+def _copy_shards(summary, dst):
+    shutil.copytree(summary.out_dir, dst)
+    return dst
+
+
+def test_shard_paths_outside_the_artifact_are_refused(davis_image_shards, tmp_path):
+    # issue 11 item 12: index.parquet rows naming ../ or absolute paths were followed.
+    for bad in ("../outside.tar", "/etc/passwd"):
+        root = _copy_shards(davis_image_shards, tmp_path / bad.replace("/", "_"))
+        table = pq.read_table(root / "index.parquet")
+        shards = table.column("shard").to_pylist()
+        shards[1] = bad
+        table = table.set_column(table.schema.get_field_index("shard"), "shard", [shards])
+        pq.write_table(table, root / "index.parquet")
+        with pytest.raises(DataError, match="outside the artifact"):
+            ShardedImages(root)
+
+
+def test_corrupt_member_error_names_shard_and_key(davis_image_shards, tmp_path):
+    # issue 11 item 10: "cannot decode image (6088 bytes)" named neither the shard nor the key.
+    root = _copy_shards(davis_image_shards, tmp_path / "s")
+    ds = ShardedImages(root)
+    shard, off, size = ds.shards[2], int(ds.offsets[2]), int(ds.sizes[2])
+    with open(root / shard, "r+b") as f:
+        f.seek(off)
+        f.write(b"\0" * size)
+    with pytest.raises(DataError, match=rf"{shard}: image of sample '{ds.keys[2]}'"):
+        ShardedImages(root)[2]
+
+
+def test_duplicate_keys_in_an_index_are_refused(davis_image_shards, tmp_path):
+    root = _copy_shards(davis_image_shards, tmp_path / "d")
+    table = pq.read_table(root / "index.parquet")
+    keys = table.column("key").to_pylist()
+    keys[3] = keys[0]
+    table = table.set_column(table.schema.get_field_index("key"), "key", [keys])
+    pq.write_table(table, root / "index.parquet")
+    with pytest.raises(DataError, match="share the item key"):
+        ShardedImages(root).position(keys[1])

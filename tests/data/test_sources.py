@@ -94,3 +94,16 @@ def test_spec_is_strict():
         DatasetSpec(name="x", root=".", layout="image_folder", colour="red")
     with pytest.raises(ValueError):
         DatasetSpec(name="x", root=".", layout="image_folder", frame_step=0)
+
+
+def test_two_files_with_one_key_are_refused_naming_both(davis_root, tmp_path):
+    # issue 11 item 4: x.jpg and x.png (or x.JPG) both became key "x" and merged downstream.
+    src = sorted((davis_root / "JPEGImages" / "480p" / "bear").iterdir())[0]
+    root = tmp_path / "imgs"
+    root.mkdir()
+    shutil.copy(src, root / "x.jpg")
+    shutil.copy(src, root / "x.JPG")
+    shutil.copy(src, root / "y.jpg")
+    spec = DatasetSpec(name="d", root=str(root), layout="image_folder")
+    with pytest.raises(DataError, match=r"x\.JPG and .*x\.jpg share the item key 'x'"):
+        list_images(spec)

@@ -86,7 +86,7 @@ def test_corrupt_and_empty_images_are_skipped_and_listed(tmp_path, dataset):
     (frames / "00001.jpg").write_bytes(b"")
     data = (frames / "00002.jpg").read_bytes()
     (frames / "00002.jpg").write_bytes(data[: len(data) // 3])
-    with pytest.warns(UserWarning, match="skipped"):
+    with pytest.warns(UserWarning, match="skipping .*00001.jpg: empty file"):
         res = _pipe(tmp_path, root, tracker=False).run_stage("image_shards")
     m = json.loads((Path(res.ref.path) / "manifest.json").read_text())
     assert m["counts"]["images"] == 10 and m["counts"]["skipped"] == 2
@@ -130,3 +130,19 @@ def test_video_shards_and_frame_index(tmp_path, dataset):
         Image.open(root / "JPEGImages" / "480p" / "rollerblade" / "00017.jpg").convert("RGB")
     )
     assert np.array_equal(vids.frame(vids.position("rollerblade"), 17), orig)
+
+
+def test_a_skipped_image_is_warned_once(tmp_path, dataset):
+    # issue 11 item 13: the shard writer and the stage each warned about the same skipped file.
+    import warnings
+
+    root = dataset(seqs=("dog-agility",), n=3)
+    bad = root / "JPEGImages" / "480p" / "dog-agility" / "00001.jpg"
+    bad.write_bytes(b"")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = _pipe(tmp_path, root, tracker=False).run_stage("image_shards")
+    about = [w for w in caught if "00001.jpg" in str(w.message)]
+    assert len(about) == 1, [str(w.message) for w in about]
+    m = json.loads((Path(res.ref.path) / "manifest.json").read_text())
+    assert [s["item"] for s in m["skipped"]] == [str(bad)]

@@ -182,3 +182,40 @@ def test_autocast_modes_run_on_cpu(tmp_path):
         ToyEMA(), make_data_fn(), train, optim, tmp_path / "fp16", total_steps=6, progress=False
     )
     assert resumed.step == 6 and len(resumed.loss_history) == 6
+
+
+def _signalling_data_fn(sig, at_steps, seed=1, times=1):
+    import os
+
+    inner = make_data_fn(seed=seed)
+
+    def data_fn(start):
+        for step, batch in enumerate(inner(start), start):
+            if step in at_steps:
+                for _ in range(times):
+                    os.kill(os.getpid(), sig)
+            yield batch
+
+    return data_fn
+
+
+def test_ctrl_c_stops_at_a_step_boundary_with_a_checkpoint(tmp_path):
+    # issue 11 item 2: only SIGTERM was handled; Ctrl-C lost every step since the last checkpoint.
+    import signal
+
+    train, optim = configs(ckpt_every=1000)
+    data = _signalling_data_fn(signal.SIGINT, {5})
+    res = fit(ToyRegression(), data, train, optim, tmp_path, total_steps=20, progress=False)
+    assert res.stop_reason == "signal" and res.stopped_on_budget
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == res.step == 6
+
+
+def test_second_ctrl_c_aborts_at_once(tmp_path):
+    import signal
+
+    import pytest
+
+    train, optim = configs(ckpt_every=1000)
+    data = _signalling_data_fn(signal.SIGINT, {3}, times=2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(ToyRegression(), data, train, optim, tmp_path, total_steps=20, progress=False)
