@@ -95,3 +95,72 @@ def test_errors_name_the_problem(env_cfg, tmp_path):
     assert p.returncode == 2 and "none.yaml" in p.stderr
     p = _cli(env, "artifacts", "show", "ffffffffff", check=False)
     assert p.returncode == 2 and "no artifact" in p.stderr
+
+
+# --- issue 11 item 7: every expected failure is one `error:` line and exit code 2 -------------
+
+
+def _main(capsys, *argv):
+    from correlearn import cli
+
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_a_missing_dataset_is_one_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CORRELEARN_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"datasets:\n  d: {{root: {tmp_path / 'gone'}, layout: davis}}\n"
+                   "image_shards: {dataset: d}\n")  # fmt: skip
+    code, err = _main(capsys, "stage", "run", "image_shards", "--config", str(cfg))
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: dataset 'd': root ") and "gone" in err
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("correlearn.data.sources", "DataError"),
+        ("correlearn.train.checkpoint", "CheckpointError"),
+        ("correlearn.models.io", "BackboneLoadError"),
+    ],
+)
+def test_expected_errors_are_one_line_and_v_shows_the_traceback(monkeypatch, capsys, module, name):
+    import importlib
+
+    from correlearn import cli
+
+    exc_type = getattr(importlib.import_module(module), name)
+
+    def fails(args):
+        raise exc_type("/x/train/last.pt: corrupt")
+
+    monkeypatch.setattr(cli, "_stage_list", fails)
+    code, err = _main(capsys, "stage", "list")
+    assert (code, err) == (2, "error: /x/train/last.pt: corrupt\n")
+    code, err = _main(capsys, "-v", "stage", "list")
+    assert code == 2 and "Traceback" in err and err.endswith("error: /x/train/last.pt: corrupt\n")
+
+
+def test_a_dead_prefect_server_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CORRELEARN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("{}\n")
+    code, err = _main(capsys, "flow", "run", "data", "--config", str(cfg))
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: PREFECT_API_URL=http://127.0.0.1:9/api does not answer")
+    assert not any((tmp_path / "home" / "artifacts").iterdir())
+
+
+def test_prefect_failed_to_reach_api_mid_run_is_one_line(monkeypatch, capsys):
+    from correlearn import cli
+
+    def fails(args):
+        raise RuntimeError("Failed to reach API at http://127.0.0.1:4200/api/")
+
+    monkeypatch.setattr(cli, "_stage_list", fails)
+    code, err = _main(capsys, "stage", "list")
+    assert (code, err) == (2, "error: Failed to reach API at http://127.0.0.1:4200/api/\n")

@@ -1,0 +1,75 @@
+"""VFS releases: the mmaction2 ResNet of xvjiarui/VFS (``mmaction/models/backbones/resnet.py``).
+
+Every conv there is an mmcv ``ConvModule`` holding ``conv`` and ``bn``: the stem is
+``conv1.conv``/``conv1.bn``, block convs ``layerL.B.convK.conv``/``.bn`` and the shortcut
+``layerL.B.downsample.conv``/``.bn``. The released files are mmcv checkpoints
+(``{"meta", "state_dict", "optimizer"}``) with the backbone under ``backbone.`` and the SimSiam
+head under ``img_head.``. The rules below are the inverse of VFS's own
+``tools/convert_weights/convert_to_pretrained.py`` (which maps them to torchvision names).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from correlearn.checkpoints.formats.base import (
+    Extracted,
+    Format,
+    StateDict,
+    rename,
+    split_prefix,
+    unwrap,
+)
+
+PREFIX = "backbone."
+
+# mmaction2 (ConvModule) -> torchvision.
+TO_TORCHVISION = [
+    (r"^conv1\.conv\.", "conv1."),
+    (r"^conv1\.bn\.", "bn1."),
+    (r"^(layer\d+\.\d+)\.downsample\.conv\.", r"\1.downsample.0."),
+    (r"^(layer\d+\.\d+)\.downsample\.bn\.", r"\1.downsample.1."),
+    (r"^(layer\d+\.\d+)\.conv(\d)\.conv\.", r"\1.conv\2."),
+    (r"^(layer\d+\.\d+)\.conv(\d)\.bn\.", r"\1.bn\2."),
+]
+# torchvision -> mmaction2 (ConvModule).
+TO_MMACTION = [
+    (r"^conv1\.", "conv1.conv."),
+    (r"^bn1\.", "conv1.bn."),
+    (r"^(layer\d+\.\d+)\.downsample\.0\.", r"\1.downsample.conv."),
+    (r"^(layer\d+\.\d+)\.downsample\.1\.", r"\1.downsample.bn."),
+    (r"^(layer\d+\.\d+)\.conv(\d)\.", r"\1.conv\2.conv."),
+    (r"^(layer\d+\.\d+)\.bn(\d)\.", r"\1.conv\2.bn."),
+]
+
+
+def _detect(obj: Any) -> bool:
+    try:
+        sd, _ = unwrap(obj, "vfs", ("state_dict",))
+    except ValueError:
+        return False
+    return f"{PREFIX}conv1.conv.weight" in sd or "conv1.conv.weight" in sd
+
+
+def _extract(obj: Any, branch: str | None) -> Extracted:
+    sd, where = unwrap(obj, "vfs", ("state_dict",))
+    prefix = PREFIX if f"{PREFIX}conv1.conv.weight" in sd else ""
+    taken, rest = split_prefix(sd, prefix)
+    return Extracted(rename(taken, TO_TORCHVISION), rest, f"file{where}['{prefix}*']")
+
+
+def _wrap(state: StateDict, arch: str) -> Any:
+    return {
+        "meta": {},
+        "state_dict": {PREFIX + k: v for k, v in rename(state, TO_MMACTION).items()},
+    }
+
+
+VFS = Format(
+    name="vfs",
+    description="VFS releases (xvjiarui/VFS): mmaction2 ResNet, ConvModule conv/bn, 'backbone.'",
+    archs=("resnet",),
+    detect=_detect,
+    extract=_extract,
+    wrap=_wrap,
+)
