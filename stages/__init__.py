@@ -4,11 +4,17 @@ from correlearn.stage import StageSpec
 from stages import (
     correspondence,
     embed,
+    eval_finetune,
     eval_knn,
     eval_label_propagation,
     eval_linear,
+    eval_parts,
+    eval_pose,
+    eval_svm,
+    eval_tracking,
     frame_index,
     image_shards,
+    import_checkpoint,
     init_random,
     knn,
     pretrain_cim,
@@ -17,6 +23,7 @@ from stages import (
     pretrain_siammae,
     pretrain_vfs,
     proposals,
+    train_siamfc_head,
     video_shards,
 )
 
@@ -27,6 +34,7 @@ STAGES: dict[str, StageSpec] = {
         video_shards,
         frame_index,
         init_random,
+        import_checkpoint,
         pretrain_image,
         embed,
         knn,
@@ -39,5 +47,11 @@ STAGES: dict[str, StageSpec] = {
         eval_label_propagation,
         eval_knn,
         eval_linear,
+        eval_pose,
+        eval_parts,
+        eval_svm,
+        train_siamfc_head,
+        eval_tracking,
+        eval_finetune,
     )
 }

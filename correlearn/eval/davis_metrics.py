@@ -6,6 +6,15 @@ Segmentation" (CVPR 2016) Sec. 3, and the public toolkit davisvideochallenge/dav
 numpy/cv2 only. Semi-supervised task: the first and last frames are not scored; the objects of a
 sequence are ids ``1..max(first GT frame)``; J&F-Mean = (mean over all objects of J-mean + mean over
 all objects of F-mean) / 2. Scores are fractions in [0, 1], as in the toolkit's CSV.
+
+Multi-object paths, as the toolkit has them (``DAVIS.get_all_masks``, ``Results.read_masks``,
+``_evaluate_semisupervised``): an object that vanishes scores J = F = 1 on the frames where both
+GT and prediction are empty and 0 where only one of them has it; an id below ``max(first frame)``
+that is absent from the first frame is still an object (a propagated prediction can never contain
+it, so it scores 0 where it appears); an id above ``max(first frame)`` is not scored; a predicted
+id above the object count is an error; a sequence without any object in its first frame has no
+object to score and contributes nothing. Per-object means are keyed ``<seq>_<id>`` as in the
+toolkit's per-sequence CSV.
 """
 
 from __future__ import annotations
@@ -203,6 +212,30 @@ def evaluate_sequence(
     return _score_frames(preds, [np.asarray(g) for g in gt_masks[1:-1]], n_objects)
 
 
+def _read_sequence(
+    pred_dir: Path, gt_dir: Path, seq: str, max_frames: int | None
+) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """Scored frames (first and last left out) of one sequence and its object count."""
+    gt_files = sorted((gt_dir / seq).glob("*.png"))[:max_frames]
+    if len(gt_files) < 3:
+        raise ValueError(f"{gt_dir / seq}: needs at least 3 annotated frames")
+    n_objects = int(read_mask(gt_files[0]).max())
+    gts, preds = [], []
+    for gt_file in gt_files[1:-1]:
+        pred_file = pred_dir / seq / gt_file.name
+        if not pred_file.is_file():
+            raise FileNotFoundError(f"missing prediction: {pred_file}")
+        pred = read_mask(pred_file)
+        if pred.max() > n_objects:
+            raise ValueError(f"{pred_file}: id {pred.max()} > {n_objects} objects in GT")
+        gt = read_mask(gt_file)
+        if pred.shape != gt.shape:
+            raise ValueError(f"{pred_file}: size {pred.shape} differs from GT {gt.shape}")
+        preds.append(pred)
+        gts.append(gt)
+    return preds, gts, n_objects
+
+
 def evaluate_dataset(
     pred_dir: str | Path,
     gt_dir: str | Path,
@@ -221,43 +254,36 @@ def evaluate_dataset(
 
     Returns:
         ``JF_mean, J_mean, F_mean, J_recall, F_recall, J_decay, F_decay`` (means over all objects of
-        all sequences) and ``per_sequence: {seq: {J_mean, F_mean, JF_mean}}``.
+        all sequences), ``per_sequence: {seq: {J_mean, F_mean, JF_mean}}`` (means over the
+        sequence's objects), ``per_object: {"<seq>_<id>": {J_mean, F_mean, JF_mean}}`` (the
+        toolkit's per-object table) and ``unscored_sequences`` (no object in the first frame).
+
+    Raises:
+        ValueError: no sequence has an object to score, or a file is inconsistent (see above).
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     stats: dict[str, list[float]] = {k: [] for k in ("JM", "JR", "JD", "FM", "FR", "FD")}
     per_sequence: dict[str, dict[str, float]] = {}
+    per_object: dict[str, dict[str, float]] = {}
+    unscored: list[str] = []
     for seq in sequences:
-        gt_files = sorted((gt_dir / seq).glob("*.png"))[:max_frames]
-        if len(gt_files) < 3:
-            raise ValueError(f"{gt_dir / seq}: needs at least 3 annotated frames")
-        n_objects = int(read_mask(gt_files[0]).max())
+        preds, gts, n_objects = _read_sequence(pred_dir, gt_dir, seq, max_frames)
         if n_objects == 0:
-            raise ValueError(f"{gt_files[0]}: the first GT frame has no object")
-        gts, preds = [], []
-        for gt_file in gt_files[1:-1]:
-            pred_file = pred_dir / seq / gt_file.name
-            if not pred_file.is_file():
-                raise FileNotFoundError(f"missing prediction: {pred_file}")
-            pred = read_mask(pred_file)
-            if pred.max() > n_objects:
-                raise ValueError(f"{pred_file}: id {pred.max()} > {n_objects} objects in GT")
-            gt = read_mask(gt_file)
-            if pred.shape != gt.shape:
-                raise ValueError(f"{pred_file}: size {pred.shape} differs from GT {gt.shape}")
-            preds.append(pred)
-            gts.append(gt)
+            unscored.append(seq)
+            continue
         scores = _score_frames(preds, gts, n_objects)
-        seq_j, seq_f = [], []
         for k in range(n_objects):
             for name in ("J", "F"):
                 m, r, d = db_statistics(scores[name][k])
                 stats[name + "M"].append(m)
                 stats[name + "R"].append(r)
                 stats[name + "D"].append(d)
-            seq_j.append(stats["JM"][-1])
-            seq_f.append(stats["FM"][-1])
-        jm, fm = float(np.mean(seq_j)), float(np.mean(seq_f))
+            jm, fm = stats["JM"][-1], stats["FM"][-1]
+            per_object[f"{seq}_{k + 1}"] = {"J_mean": jm, "F_mean": fm, "JF_mean": (jm + fm) / 2}
+        jm, fm = float(np.mean(stats["JM"][-n_objects:])), float(np.mean(stats["FM"][-n_objects:]))
         per_sequence[seq] = {"J_mean": jm, "F_mean": fm, "JF_mean": (jm + fm) / 2}
+    if not per_sequence:
+        raise ValueError(f"{gt_dir}: no sequence has an object in its first GT frame")
     out: dict[str, object] = {
         "J_mean": float(np.mean(stats["JM"])),
         "F_mean": float(np.mean(stats["FM"])),
@@ -268,4 +294,6 @@ def evaluate_dataset(
     }
     out["JF_mean"] = (out["J_mean"] + out["F_mean"]) / 2
     out["per_sequence"] = per_sequence
+    out["per_object"] = per_object
+    out["unscored_sequences"] = unscored
     return out

@@ -1,0 +1,147 @@
+"""Stage ``eval_finetune``: end-to-end fine-tuning on a class-folder set, top-1 / top-5 (CIM Tables 5-6).
+
+Recipes in ``correlearn/eval/finetune_recipe.py`` (``vit_mae`` for ViTs, ``resnet_rsb_a3`` for
+ResNets); the library loop is ``correlearn/eval/finetune.py``. The fine-tuned backbone is written
+as ``backbone.pt`` + ``backbone.json``, so the artifact is itself a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from correlearn.config import ConfigError, StrictModel
+from correlearn.data.sources import DataError, DatasetSpec, list_images
+from correlearn.eval import finetune
+from correlearn.eval.finetune_recipe import recipe
+from correlearn.models.io import (
+    BACKBONE_FILE,
+    load_backbone,
+    read_backbone_spec,
+    write_backbone_spec,
+)
+from correlearn.stage import StageContext, StageSpec
+from correlearn.train.checkpoint import atomic_torch_save
+from correlearn.train.distributed import resolve_device
+from correlearn.viz.curves import plot_loss_curve
+from stages.common import fingerprint, get_dataset
+
+
+class EvalFinetuneConfig(StrictModel):
+    """Config of ``eval_finetune``.
+
+    Attributes:
+        dataset: a labelled dataset under ``datasets:`` (``class_folders``; frame-folder layouts
+            use the sequence as the label, a sanity check only).
+        val_dataset: a second dataset to test on (ImageNet ``val``); None splits ``dataset``.
+        split: ``random`` (stratified, seeded) or ``temporal`` (each class's last items test).
+        test_fraction: share of each class held out when ``val_dataset`` is None.
+        recipe: ``auto`` (ViT -> ``vit_mae``, ResNet -> ``resnet_rsb_a3``) or a recipe name.
+        hparams: overrides of :class:`~correlearn.eval.finetune_recipe.FinetuneHParams`.
+        max_steps: stop after this many steps (CPU budgets; the schedule is fitted into them);
+            None runs ``epochs`` epochs.
+        seed: seed of the split, the batches and the augmentations.
+        device: ``auto`` uses CUDA when present.
+    """
+
+    dataset: str = "default"
+    val_dataset: str | None = None
+    split: Literal["random", "temporal"] = "random"
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    recipe: Literal["auto", "vit_mae", "resnet_rsb_a3"] = "auto"
+    hparams: dict[str, Any] = Field(default_factory=dict)
+    max_steps: int | None = Field(None, ge=1)
+    seed: int = 0
+    device: str = "auto"
+
+
+def _resolve(cfg: EvalFinetuneConfig, pipe) -> dict:
+    out = {"source": fingerprint(get_dataset(pipe, cfg.dataset), pipe.base_dir, videos=False)}
+    if cfg.val_dataset:
+        spec = get_dataset(pipe, cfg.val_dataset)
+        out["val"] = fingerprint(spec, pipe.base_dir, videos=False)
+    return out
+
+
+def _items(resolved: dict, base) -> tuple[list[str], np.ndarray]:
+    spec = DatasetSpec.model_validate(resolved["dataset"])
+    items = list_images(spec, base)
+    if spec.layout in ("davis", "frame_folders"):
+        names = sorted({it.key.split("/")[0] for it in items})
+        return [it.path for it in items], np.array(
+            [names.index(it.key.split("/")[0]) for it in items]
+        )
+    labels = np.array([it.label for it in items])
+    if (labels < 0).any():
+        raise DataError(f"{spec.root}: layout {spec.layout} has no labels to fine-tune on")
+    return [it.path for it in items], labels
+
+
+def _data(ctx: StageContext, cfg: EvalFinetuneConfig):
+    paths, labels = _items(ctx.resolved["source"], ctx.base_dir)
+    if cfg.val_dataset:
+        vp, vl = _items(ctx.resolved["val"], ctx.base_dir)
+        return (paths, labels), (vp, vl)
+    rng = np.random.default_rng(cfg.seed) if cfg.split == "random" else None
+    tr, te = finetune.stratified_split(labels, cfg.test_fraction, rng)
+    return ([paths[i] for i in tr], labels[tr]), ([paths[i] for i in te], labels[te])
+
+
+def run(ctx: StageContext) -> dict:
+    """Fine-tune, test, write ``metrics.json``, the loss curve and the fine-tuned backbone."""
+    cfg: EvalFinetuneConfig = ctx.config
+    ckpt = ctx.input_path("checkpoint")
+    spec = read_backbone_spec(ckpt)
+    hp = recipe(cfg.recipe, spec["backbone"], cfg.hparams)
+    vit = spec["backbone"].startswith("vit")
+    if hp.drop_path > 0 and not vit:
+        raise ConfigError(
+            f"eval_finetune.hparams.drop_path: {hp.drop_path}, but {spec['backbone']} "
+            "(torchvision blocks) has no stochastic depth; set it to 0"
+        )
+    if (hp.mixup > 0 or hp.cutmix > 0) and hp.batch_size % 2:
+        raise ConfigError(f"eval_finetune.hparams.batch_size: {hp.batch_size}: mixup needs even")
+    (tr_p, tr_y), (te_p, te_y) = _data(ctx, cfg)
+    device = resolve_device(cfg.device)
+    backbone = load_backbone(ckpt, **({"drop_path_rate": hp.drop_path} if vit else {}))
+    model = finetune.Classifier(backbone, int(tr_y.max()) + 1, hp.pool).to(device)
+    spe = max(1, len(tr_p) // hp.batch_size)
+    total = min(hp.epochs * spe, cfg.max_steps or hp.epochs * spe)
+    ctx.info(f"{len(tr_p)} train / {len(te_p)} test images, {total} steps ({device})")
+
+    def log(step: int, loss: float, lr: float) -> None:
+        ctx.log_metrics({"loss": loss, "lr": lr}, step=step)
+
+    history = finetune.train(model, tr_p, tr_y, hp, total, spe, cfg.seed, device, log)
+    metrics = {**finetune.evaluate(model, te_p, te_y, hp, device), "steps": total}
+    metrics["final_loss"] = history[-1][1]
+    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    ctx.log_metrics({k: v for k, v in metrics.items() if k.startswith("top")})
+    plot_loss_curve(history, ctx.out_dir / "loss.png", "fine-tuning")
+    ctx.picture(ctx.out_dir / "loss.png")
+    state = model.backbone.export_state_dict()
+    if model.avg:
+        # The pooled ViT trained fc_norm in place of the final norm; export it under that name so
+        # the artifact loads as a checkpoint (dense features then use the fine-tuned norm).
+        state.update(
+            {f"norm.{k}": v.detach().clone() for k, v in model.fc_norm.state_dict().items()}
+        )
+    atomic_torch_save(state, ctx.out_dir / BACKBONE_FILE)
+    write_backbone_spec(ctx.out_dir, spec["backbone"], spec.get("backbone_kwargs", {}), "finetune")
+    ctx.count("train_images", len(tr_p))
+    ctx.count("test_images", len(te_p))
+    return {"backbone": spec["backbone"], "hparams": hp.model_dump(mode="json")}
+
+
+STAGE = StageSpec(
+    name="eval_finetune",
+    version=1,
+    config_model=EvalFinetuneConfig,
+    run=run,
+    inputs={"checkpoint": "pretrain_image"},
+    resolve=_resolve,
+    description="end-to-end fine-tuning (MAE/BEiT recipe for ViTs, RSB A3 for ResNets), top-1/5",
+)

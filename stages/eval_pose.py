@@ -1,0 +1,115 @@
+"""Stage ``eval_pose``: JHMDB keypoint propagation on frozen features, scored with PCK@0.1/0.2.
+
+The CRW / UVC protocol that SiamMAE Table 1 and VFS follow (``correlearn/eval/pose.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+from tqdm import tqdm
+
+from correlearn.config import StrictModel
+from correlearn.eval import pose
+from correlearn.stage import StageContext, StageSpec
+from correlearn.viz.keypoints import keypoint_sheet
+from stages.eval_datasets import EvalDatasetSpec, eval_root, fingerprint_files, get_eval_dataset
+from stages.eval_dense import Preset, propagation_setup
+
+# SiamMAE App. A / Sec. 4.2: "a single context frame" (UVC): the first frame + the last one.
+PROTOCOL = {"context_frames": 1, "short_side": None}
+
+
+class EvalPoseConfig(StrictModel):
+    """Config of ``eval_pose``.
+
+    Attributes:
+        dataset: a ``layout: jhmdb`` dataset under ``datasets:``.
+        split: official JHMDB split (CRW and UVC use split 1).
+        subset: ``test`` (split label 2) or ``train`` (label 1).
+        preset: label-propagation preset (``auto`` as ``eval_label_propagation``); the protocol
+            then sets ``context_frames: 1``; ``params`` overrides any field last.
+        params: overrides of :class:`~correlearn.eval.label_propagation.LabelPropConfig`.
+        image_size: frames are resized to this square (CRW ``--cropSize 320``).
+        sigma: joint Gaussian width in feature cells (CRW 0.5; 0 for one-hot cells).
+        readout_topk: cells averaged to read a joint back (CRW 3).
+        thresholds: the a of PCK@a, relative to 0.6 x the GT joints' box diagonal.
+        max_frames: only the first N frames of each video (CPU budgets).
+        device: ``auto`` uses CUDA when present.
+    """
+
+    dataset: str = "jhmdb"
+    split: int = Field(1, ge=1, le=3)
+    subset: Literal["test", "train"] = "test"
+    preset: Preset = "auto"
+    params: dict[str, Any] = Field(default_factory=dict)
+    image_size: int = Field(pose.IMAGE_SIZE, ge=8)
+    sigma: float = Field(pose.SIGMA, ge=0)
+    readout_topk: int = Field(pose.READOUT_TOPK, ge=1)
+    thresholds: list[float] = Field(default_factory=lambda: list(pose.THRESHOLDS), min_length=1)
+    max_frames: int | None = Field(None, ge=2)
+    device: str = "auto"
+
+
+def _videos(spec: EvalDatasetSpec, root, cfg: EvalPoseConfig) -> list[str]:
+    videos = spec.videos or pose.read_split(root, cfg.split, cfg.subset)
+    return videos[: spec.max_items]
+
+
+def _resolve(cfg: EvalPoseConfig, pipe) -> dict:
+    spec = get_eval_dataset(pipe, cfg.dataset, "jhmdb")
+    root = eval_root(spec, pipe.base_dir)
+    files = []
+    for v in _videos(spec, root, cfg):
+        files += sorted((root / "Rename_Images" / v).glob("*.png"))
+        files.append(root / "joint_positions" / v / "joint_positions.mat")
+    return {"source": fingerprint_files(spec, root, [f for f in files if f.is_file()])}
+
+
+def run(ctx: StageContext) -> dict:
+    """Propagate each video's first-frame joints, write predictions, PCK and pictures."""
+    cfg: EvalPoseConfig = ctx.config
+    spec = EvalDatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
+    root = eval_root(spec, ctx.base_dir)
+    feature_fn, lp, meta, device = propagation_setup(
+        ctx, cfg.preset, PROTOCOL, cfg.params, cfg.device
+    )
+    videos = _videos(spec, root, cfg)
+    ctx.info(f"{len(videos)} videos, preset {meta['preset']}, {cfg.image_size}px ({device})")
+    pred_dir, pic_dir = ctx.out_dir / "keypoints", ctx.out_dir / "pictures"
+    pred_dir.mkdir(exist_ok=True)
+    pic_dir.mkdir(exist_ok=True)
+    distances = []
+    for video in tqdm(videos, "pose propagation", disable=None):
+        frames, joints = pose.load_video(root, video)
+        frames, joints = frames[: cfg.max_frames], joints[: cfg.max_frames]
+        if len(frames) < 2:
+            ctx.skip(video, f"{len(frames)} frame(s): nothing to propagate to")
+            continue
+        pred = pose.propagate_pose(
+            feature_fn, frames, joints[0], lp, cfg.image_size, cfg.sigma, cfg.readout_topk, device
+        )
+        name = video.replace("/", "__")
+        np.save(pred_dir / f"{name}.npy", pred)
+        distances.append(pose.normalized_distances(pred, joints))
+        keypoint_sheet(frames, pred, joints, path=pic_dir / f"{name}.png")
+        ctx.picture(pic_dir / f"{name}.png")
+    metrics = pose.pck(distances, cfg.thresholds)
+    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    ctx.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
+    ctx.count("videos", len(distances))
+    return meta
+
+
+STAGE = StageSpec(
+    name="eval_pose",
+    version=1,
+    config_model=EvalPoseConfig,
+    run=run,
+    inputs={"checkpoint": "pretrain_image"},
+    resolve=_resolve,
+    description="JHMDB pose propagation + PCK@0.1/0.2 on frozen features",
+)

@@ -1,0 +1,124 @@
+"""Stage ``eval_svm``: linear SVMs on frozen pooled features, VOC07 mAP (full and low-shot).
+
+ORL's classification protocol (the OpenSelfSup / FAIR benchmark, ``correlearn/eval/svm.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+from tqdm import tqdm
+
+from correlearn.config import StrictModel
+from correlearn.eval import svm
+from correlearn.models.io import load_backbone, read_backbone_spec
+from correlearn.stage import StageContext, StageSpec
+from correlearn.train.distributed import resolve_device
+from stages.eval_datasets import EvalDatasetSpec, eval_root, fingerprint_files, get_eval_dataset
+
+
+class EvalSVMConfig(StrictModel):
+    """Config of ``eval_svm``.
+
+    Attributes:
+        dataset: a ``layout: voc07`` dataset under ``datasets:`` (``max_items`` keeps the first
+            N images of each split).
+        modes: ``full`` (3-fold cross-validated cost per class) and/or ``low_shot``.
+        costs: the SVM cost sweep (reference: 1, 10, 100 and 0.5^4 .. 0.5^19).
+        k_values: low-shot positives per class.
+        samples: low-shot independent draws per k.
+        seed: seed of the low-shot draws.
+        short_side: images resized to this short side, then to ``image_size`` square.
+        image_size: network input side (reference 224).
+        layer: dense layer pooled into "feat5" (``res5``; ViTs ignore it: patch tokens).
+        device: ``auto`` uses CUDA when present.
+    """
+
+    dataset: str = "voc07"
+    modes: list[Literal["full", "low_shot"]] = Field(
+        default_factory=lambda: ["full", "low_shot"], min_length=1
+    )
+    costs: list[float] = Field(default_factory=lambda: list(svm.COSTS), min_length=1)
+    k_values: list[int] = Field(default_factory=lambda: list(svm.LOW_SHOT_K), min_length=1)
+    samples: int = Field(svm.LOW_SHOT_SAMPLES, ge=1)
+    seed: int = 0
+    short_side: int = Field(256, ge=8)
+    image_size: int = Field(224, ge=8)
+    layer: str = "res5"
+    device: str = "auto"
+
+
+def _split(spec: EvalDatasetSpec, root, split: str):
+    paths, labels, names = svm.read_voc07(root, split)
+    n = spec.max_items or len(paths)
+    return paths[:n], labels[:n], names
+
+
+def _resolve(cfg: EvalSVMConfig, pipe) -> dict:
+    spec = get_eval_dataset(pipe, cfg.dataset, "voc07")
+    root = eval_root(spec, pipe.base_dir)
+    voc = svm.voc07_root(root)
+    files = sorted((voc / "ImageSets" / "Main").glob("*.txt"))
+    for split in ("trainval", "test"):
+        files += [p for p in _split(spec, root, split)[0] if p.is_file()]
+    return {"source": fingerprint_files(spec, root, files)}
+
+
+def _features(backbone, paths, cfg: EvalSVMConfig, layer: str | None, what: str) -> np.ndarray:
+    feats = []
+    for p in tqdm(paths, f"features ({what})", disable=None):
+        if not p.is_file():
+            raise FileNotFoundError(f"missing image: {p}")
+        img = svm.load_image(p, cfg.short_side, cfg.image_size)
+        feats.append(svm.pooled_features(backbone, img, layer))
+    return svm.normalize_features(np.stack(feats).astype(np.float64))
+
+
+def run(ctx: StageContext) -> dict:
+    """Extract features of trainval and test, train and test the SVMs, write ``metrics.json``."""
+    cfg: EvalSVMConfig = ctx.config
+    spec = EvalDatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
+    root = eval_root(spec, ctx.base_dir)
+    backbone = load_backbone(ctx.input_path("checkpoint")).to(resolve_device(cfg.device))
+    meta = read_backbone_spec(ctx.input_path("checkpoint"))
+    layer = cfg.layer if meta["backbone"].startswith("resnet") else None
+    tr_p, tr_y, names = _split(spec, root, "trainval")
+    te_p, te_y, te_names = _split(spec, root, "test")
+    if names != te_names:
+        raise ValueError(f"{root}: trainval classes {names} differ from test classes {te_names}")
+    tr_x = _features(backbone, tr_p, cfg, layer, "trainval")
+    te_x = _features(backbone, te_p, cfg, layer, "test")
+    np.save(ctx.out_dir / "features_trainval.npy", tr_x.astype(np.float32))
+    np.save(ctx.out_dir / "features_test.npy", te_x.astype(np.float32))
+    metrics: dict[str, object] = {"classes": names}
+    if "full" in cfg.modes:
+        ctx.info(f"full: {len(names)} classes x {len(cfg.costs)} costs, 3-fold")
+        full = svm.full_svm(tr_x, tr_y, te_x, te_y, cfg.costs)
+        metrics.update(mAP=full["mAP"], AP=dict(zip(names, full["AP"], strict=True)))
+        metrics["chosen_costs"] = dict(zip(names, full["costs"], strict=True))
+        ctx.log_metrics({"mAP": full["mAP"]})
+    if "low_shot" in cfg.modes:
+        ctx.info(f"low-shot: k {cfg.k_values} x {cfg.samples} samples")
+        low = svm.low_shot_svm(
+            tr_x, tr_y, te_x, te_y, cfg.k_values, cfg.samples, cfg.costs, cfg.seed
+        )
+        metrics["low_shot"] = low
+        ctx.log_metrics({f"low_shot_mAP/{k}": v["mean"] for k, v in low.items()})
+    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    ctx.count("trainval_images", len(tr_p))
+    ctx.count("test_images", len(te_p))
+    return {"feature_dim": int(tr_x.shape[1]), **meta}
+
+
+STAGE = StageSpec(
+    name="eval_svm",
+    version=1,
+    config_model=EvalSVMConfig,
+    run=run,
+    inputs={"checkpoint": "pretrain_image"},
+    resolve=_resolve,
+    description="VOC07 linear SVMs (full + low-shot) on frozen pooled features",
+)
