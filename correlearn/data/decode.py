@@ -1,0 +1,148 @@
+"""Decode a JPEG at reduced size when the crop it feeds is smaller than the source.
+
+JPEG decode is the ceiling of the CPU training data path. libjpeg(-turbo) can run its inverse DCT
+at 1/2, 1/4 or 1/8 scale ("DCT scaling", exposed by OpenCV as ``IMREAD_REDUCED_COLOR_{2,4,8}``
+and by PIL as ``Image.draft``), which costs a fraction of a full decode. For a random-resized crop
+the crop box is drawn first from the header's size with exactly the draws
+:func:`~correlearn.data.augment.random_resized_crop` makes on a decoded image, so the random stream
+is unchanged; then the largest scale ``s`` keeps the crop at least as large as the output at every
+side (the resize only ever shrinks, as it does at full size), the image is decoded at ``1/s``, and
+the box is cut at its exact coordinates in the reduced image.
+
+Geometry: a DCT-scaled decode maps source pixel edges ``x`` to ``x / s`` (output pixel ``i``
+covers source pixels ``[i s, (i + 1) s)``), so the box ``(top, left, h, w)`` becomes the
+fractional box ``(top / s, left / s, h / s, w / s)``. Rounding it to integers would move the crop by
+up to ``s / 2`` source pixels; instead it is resampled at its exact fractional position
+(:func:`crop_resize_exact`, bilinear: the DCT scaling already was a box filter of width ``s`` and
+the residual shrink is below 2x; ``torchvision.ops.roi_align`` would add an antialias filter but
+cost more than the decode it saves). At ``s = 1`` the crop is the unchanged ``resized_crop`` path,
+bit for bit. Pixel values differ from the full-size path by the resampling filters (a few grey
+levels); positions do not (``tests/data/test_decode.py``).
+
+``max_scale=1`` switches it off. Not JPEG (PNG, ...): always full size.
+"""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as F
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+
+from correlearn.data.augment import rrc_params
+from correlearn.data.readers import decode_image
+
+SCALES = (1, 2, 4, 8)
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}  # fmt: skip
+
+
+def is_jpeg(data: bytes) -> bool:
+    """Whether ``data`` starts with the JPEG SOI marker."""
+    return data[:2] == b"\xff\xd8"
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """``(H, W)`` of encoded image bytes from the header alone (PIL opens lazily)."""
+    with Image.open(io.BytesIO(data)) as im:
+        w, h = im.size
+    return h, w
+
+
+def dct_scale(box_hw: tuple[int, int], out_hw: tuple[int, int], max_scale: int = 8) -> int:
+    """The largest DCT scale that keeps a crop at least as large as its output on both sides.
+
+    Args:
+        box_hw: crop size ``(h, w)`` in source pixels.
+        out_hw: output size ``(H_out, W_out)``.
+        max_scale: largest scale allowed (1 disables reduced decoding).
+
+    Returns:
+        ``s`` in (1, 2, 4, 8) with ``h / s >= H_out`` and ``w / s >= W_out`` (1 when none is).
+    """
+    best = 1
+    for s in SCALES:
+        if s <= max_scale and box_hw[0] / s >= out_hw[0] and box_hw[1] / s >= out_hw[1]:
+            best = s
+    return best
+
+
+def decode_scaled(data: bytes, scale: int) -> np.ndarray:
+    """JPEG bytes -> uint8 RGB ``(ceil(H / s), ceil(W / s), 3)`` by DCT scaling (libjpeg-turbo).
+
+    Raises:
+        ValueError: the bytes do not decode.
+    """
+    # The REDUCED flags include IMREAD_COLOR (BGR), which OpenCV refuses next to IMREAD_COLOR_RGB.
+    flags = (_REDUCED[scale] & ~cv2.IMREAD_COLOR) | cv2.IMREAD_COLOR_RGB
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    if arr is None:
+        raise ValueError(f"cannot decode image ({len(data)} bytes) at 1/{scale}")
+    return arr
+
+
+def crop_resize_exact(
+    img: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int]
+) -> np.ndarray:
+    """Resample a fractional box of ``img`` to ``size`` at exact positions (bilinear).
+
+    Output pixel ``(v, u)`` samples the source at the continuous point ``(top + (v + 0.5) h /
+    H_out, left + (u + 0.5) w / W_out)``, the same point torchvision's ``resized_crop`` samples
+    for an integer box. Used after a DCT-scaled decode, where the residual shrink is below 2x, so
+    no further antialias filter is applied (the DCT scaling was the box filter).
+
+    Args:
+        img: (H, W, 3) uint8.
+        box: ``(top, left, h, w)`` in continuous pixel-edge coordinates (may be fractional).
+        size: output ``(H_out, W_out)``.
+
+    Returns:
+        (H_out, W_out, 3) uint8.
+    """
+    top, left, h, w = box
+    sy, sx = h / size[0], w / size[1]
+    # OpenCV puts pixel centres at integer coordinates: edge coordinate x is centre x - 0.5.
+    m = np.array([[sx, 0.0, left + 0.5 * sx - 0.5], [0.0, sy, top + 0.5 * sy - 0.5]])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(img, m, (size[1], size[0]), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def decode_random_resized_crop(
+    data: bytes,
+    rng: np.random.Generator,
+    size: int | tuple[int, int],
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    max_scale: int = 8,
+) -> tuple[torch.Tensor, int]:
+    """Decode + random-resized crop in one step, decoding only as much as the crop needs.
+
+    Draws from ``rng`` exactly what ``random_resized_crop(decode_image(data), rng, size, scale,
+    ratio)`` draws, so the two give the same box for the same generator state.
+
+    Args:
+        data: encoded image bytes.
+        rng: the random generator.
+        size: output side S or ``(H_out, W_out)``.
+        scale: crop area range (fraction of the image).
+        ratio: crop aspect range (w / h).
+        max_scale: largest DCT scale (1: always full size, the reference behaviour).
+
+    Returns:
+        The crop, (3, H_out, W_out) uint8, and the DCT scale used.
+    """
+    out_hw = (size, size) if isinstance(size, int) else tuple(size)
+    h_img, w_img = image_size(data)
+    top, left, h, w = rrc_params(rng, h_img, w_img, scale, ratio)
+    s = dct_scale((h, w), out_hw, max_scale) if is_jpeg(data) else 1
+    if s == 1:
+        img = torch.from_numpy(decode_image(data)).permute(2, 0, 1)
+        crop = F.resized_crop(img, top, left, h, w, list(out_hw),
+                              interpolation=InterpolationMode.BILINEAR, antialias=True)  # fmt: skip
+        return crop, 1
+    small = crop_resize_exact(decode_scaled(data, s), (top / s, left / s, h / s, w / s), out_hw)
+    return torch.from_numpy(small).permute(2, 0, 1), s
