@@ -27,7 +27,8 @@ from correlearn.mining.proposals import gt_boxes_from_mask, propose_many, recall
 # torch and faiss are imported inside bench_knn: spawned selective-search workers re-import this
 # script as __mp_main__, and a torch import there costs seconds per worker.
 
-DAVIS = Path("/work/shared/data/davis2016-train")
+# <repo>/../shared/data, wherever the checkout lives.
+DAVIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-train"
 
 
 def load_frames(n: int) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
@@ -167,6 +168,8 @@ def main() -> None:
     args = ap.parse_args()
     print(f"CPU cores visible: {os.cpu_count()}, cv2 {cv2.__version__}")
     if not args.skip_proposals:
+        if not DAVIS.is_dir():
+            raise SystemExit(f"error: {DAVIS}: DAVIS-2016 train split not found")
         bench_proposals(args.frames, [ls or None for ls in args.long_sides], args.processes)
     if not args.skip_knn:
         bench_knn(args.knn_n, args.knn_d, 10)

@@ -7,7 +7,8 @@ Sections (element ids, which ``bin/check_report.py`` and the tests look for):
 - ``stages``: label, stage, cache hit, seconds (the manifest's, i.e. when it was computed), key;
 - ``jf``: DAVIS J&F per sequence of every ``eval_label_propagation[<name>]`` result next to the
   ``[random]`` baseline, as a table and a bar chart;
-- ``loss-curves``: ``pictures/loss_curve.png`` of the training artifacts;
+- ``loss-curves``: the held-out J&F-vs-steps curve of each evaluated method (its baselines as
+  lines) and ``pictures/loss_curve.png`` of the training artifacts;
 - ``pictures``: the other PNGs listed in each manifest's ``pictures``.
 
 Everything is read from the artifacts the flow result names, so a report of cache hits is the same as
@@ -197,8 +198,9 @@ def _jf_group(flow: str, results: list[dict[str, Any]]) -> str:
     if not per_name:
         return ""
     names = list(per_name)
-    if "random" in names:  # the baseline last, next to what it is the baseline of
-        names = [n for n in names if n != "random"] + ["random"]
+    # The baselines last, next to what they are the baselines of.
+    base = [n for n in names if n.startswith("random") or n.endswith("bn-init")]
+    names = [n for n in names if n not in base] + base
     seqs = sorted({s for m in per_name.values() for s in m.get("per_sequence", {})})
     head = "".join(f"<th>{_esc(n)}</th>" for n in names)
     rows = []
@@ -242,8 +244,34 @@ def _unique(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _loss_section(rows: list[dict[str, Any]]) -> str:
-    figs = [
+def _jf_curve_figures(groups: list[dict[str, Any]]) -> list[str]:
+    """One J&F-vs-steps figure per evaluation record, the baselines as horizontal lines."""
+    import tempfile
+
+    from correlearn.summary import method_row
+    from correlearn.viz.curves import plot_jf_curve
+
+    figs = []
+    for g in groups:
+        for record in g.get("evaluations") or []:
+            row = method_row(record, g.get("flow"))
+            points = [(s, v) for s, v in row["curve"] if s is not None and v is not None]
+            if not points:
+                continue
+            lines = {
+                f"random init, seed {i}": v for i, v in enumerate(row["random_JF"]) if v is not None
+            }
+            if row["bn_init_JF"] is not None:
+                lines["BN-calibrated init"] = row["bn_init_JF"]
+            with tempfile.TemporaryDirectory() as tmp:
+                path = plot_jf_curve(points, lines, Path(tmp) / "jf.png", f"{row['checkpoint']}")
+                uri = png_data_uri(path)
+            figs.append(_figure(uri, f"{row['checkpoint']}: held-out J&F vs steps"))
+    return figs
+
+
+def _loss_section(rows: list[dict[str, Any]], groups: list[dict[str, Any]]) -> str:
+    figs = _jf_curve_figures(groups) + [
         _figure(png_data_uri(Path(r["path"]) / LOSS_CURVE), f"{r.get('label')} ({r.get('key')})")
         for r in _unique(rows)
         if LOSS_CURVE in (r["manifest"].get("pictures") or [])
@@ -253,7 +281,10 @@ def _loss_section(rows: list[dict[str, Any]]) -> str:
         if figs
         else ('<p class="muted">no training stage in this run</p>')
     )
-    return f'<section id="loss-curves"><h2>Loss curves</h2>{body}</section>'
+    return (
+        '<section id="loss-curves"><h2>Held-out J&amp;F vs steps, and loss curves</h2>'
+        f"{body}</section>"
+    )
 
 
 def _pictures_section(rows: list[dict[str, Any]]) -> str:
@@ -347,7 +378,7 @@ def render_report(flow_result: dict[str, Any], meta: dict[str, Any] | None = Non
         + demo
         + _stages_section(rows)
         + _jf_section(groups)
-        + _loss_section(rows)
+        + _loss_section(rows, groups)
         + _pictures_section(rows)
         + '<footer class="muted" style="margin:8px 28px 20px">correlearn run report</footer>'
         + "</body></html>\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import flow_session
+from flows.evaluation import train_and_evaluate
 
 
 @flow(name="byol")
@@ -17,7 +18,5 @@ def byol_flow(
     """Image-level BYOL (ORL stage 1) and its evaluations; returns ``{"flow", "stages"}``."""
     with flow_session("byol", config, overrides or [], force or [], stop_after) as s:
         shards = s.run("image_shards")
-        byol = s.run("pretrain_image", inputs={"shards": shards})
-        s.evaluate("byol", byol)
-        s.evaluate("random", s.random_init("pretrain_image"))
+        train_and_evaluate(s, "byol", "pretrain_image", {"shards": shards}, s.options)
     return s.summary()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import flow_session
+from flows.evaluation import train_and_evaluate
 
 
 @flow(name="cim")
@@ -17,7 +18,5 @@ def cim_flow(
     """Correlational Image Modeling and its evaluations; returns ``{"flow", "stages"}``."""
     with flow_session("cim", config, overrides or [], force or [], stop_after) as s:
         shards = s.run("image_shards")
-        ckpt = s.run("pretrain_cim", inputs={"shards": shards})
-        s.evaluate("cim", ckpt)
-        s.evaluate("random", s.random_init("pretrain_cim"))
+        train_and_evaluate(s, "cim", "pretrain_cim", {"shards": shards}, s.options)
     return s.summary()

@@ -16,8 +16,10 @@ from prefect.cache_policies import NO_CACHE
 
 from correlearn.pipeline import Pipeline, StageResult
 from correlearn.registry import stage_registry
+from correlearn.summary import lp_metric
 from correlearn.tracking import Tracker
 from correlearn.workspace import activate
+from flows.evaluation import FlowOptions, flow_options
 
 
 @task(name="stage", task_run_name="{stage}", cache_policy=NO_CACHE, persist_result=False)
@@ -59,6 +61,9 @@ class FlowSession:
     parent_run_id: str | None
     raw: dict[str, Any] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    tracker: Tracker | None = None
+    options: FlowOptions = field(default_factory=FlowOptions)
     stopped: bool = False
 
     def run(
@@ -89,15 +94,47 @@ class FlowSession:
             self.stopped = True
         return res
 
-    def random_init(self, trained_stage: str) -> dict[str, Any] | None:
-        """Run ``init_random`` with the backbone that ``trained_stage``'s config trains."""
-        method = Pipeline(self.config, stage_registry(), activate(), raw=self.raw)
-        cfg = method.section(trained_stage).method
+    def section(self, stage: str):
+        """The validated config section of ``stage`` as this flow run sees it (its snapshot)."""
+        return Pipeline(self.config, stage_registry(), activate(), raw=self.raw).section(stage)
+
+    def random_init(self, trained_stage: str, seed: int = 0) -> dict[str, Any] | None:
+        """Run ``init_random`` (``seed``) with the backbone that ``trained_stage``'s config trains."""
+        cfg = self.section(trained_stage).method
+        kwargs = dict(cfg.backbone_kwargs)
+        if cfg.backbone.startswith("vit") and getattr(cfg, "pos_embed", None):
+            # Like for like: a method that starts from MAE's fixed sin-cos table is compared with
+            # a random ViT that has the same table, not timm's random learned one.
+            kwargs.setdefault("pos_embed", cfg.pos_embed)
+        return self.random_backbone(cfg.backbone, kwargs, seed)
+
+    def random_backbone(self, backbone: str, kwargs: dict[str, Any], seed: int) -> dict | None:
+        """Run ``init_random`` for a backbone (registry name + kwargs) at ``seed``."""
         return self.run(
             "init_random",
-            overrides={"backbone": cfg.backbone, "backbone_kwargs": cfg.backbone_kwargs},
-            label=f"init_random[{cfg.backbone}]",
+            overrides={"backbone": backbone, "backbone_kwargs": kwargs, "seed": seed},
+            label=f"init_random[{backbone}, seed {seed}]",
         )
+
+    def has_batchnorm(self, trained_stage: str) -> bool:
+        """Whether the trained backbone has BatchNorm (the ResNets; the ViTs use LayerNorm)."""
+        return self.section(trained_stage).method.backbone.startswith("resnet")
+
+    def record_evaluation(self, record: dict[str, Any]) -> None:
+        """Keep one method's evaluation record and log its J&F-vs-steps curve to MLflow."""
+        self.evaluations.append(record)
+        if not (self.tracker and self.parent_run_id):
+            return
+        for point in record["points"]:
+            jf = lp_metric(point["lp"], "JF_mean")
+            if jf is not None and point["steps"] is not None:
+                self.tracker.log_metrics(
+                    self.parent_run_id, {f"JF_curve/{record['name']}": jf}, step=point["steps"]
+                )
+        for base, res in record["baselines"].items():
+            jf = lp_metric(res, "JF_mean")
+            if jf is not None:
+                self.tracker.log_metrics(self.parent_run_id, {f"JF_{base}/{record['name']}": jf})
 
     def evaluate(self, name: str, checkpoint: dict[str, Any] | None) -> None:
         """Label propagation (DAVIS J&F) and the k-NN probe of one checkpoint, labelled ``name``."""
@@ -108,7 +145,7 @@ class FlowSession:
 
     def summary(self) -> dict[str, Any]:
         """The flow's ``--json`` object."""
-        return {"flow": self.flow, "stages": self.results}
+        return {"flow": self.flow, "stages": self.results, "evaluations": self.evaluations}
 
 
 @contextmanager
@@ -120,7 +157,10 @@ def flow_session(flow: str, config: str, overrides, force, stop_after):
     run_id = tracker.start(flow, tags={"flow": flow, "config": str(Path(config).name)})
     tracker.log_artifact(run_id, config, "config")
     tracker.log_params(run_id, {"config": str(config), "overrides": list(overrides)})
-    session = FlowSession(flow, config, list(overrides), list(force), stop_after, run_id, raw)
+    session = FlowSession(
+        flow, config, list(overrides), list(force), stop_after, run_id, raw, tracker=tracker
+    )
+    session.options = flow_options(raw, Path(config).name)
     print(f"== flow {flow} (MLflow run {run_id}) ==", flush=True)
     try:
         yield session

@@ -1,8 +1,8 @@
-"""Flow ``orl``: ORL's three stages, then label propagation and k-NN against BYOL and random init.
+"""Flow ``orl``: ORL's three stages, then label propagation and k-NN against its baselines.
 
 image_shards -> proposals; pretrain_image (stage 1, BYOL) -> embed -> knn; correspondence (stage 2)
--> pretrain_object (stage 3); then ``eval_label_propagation`` and ``eval_knn`` (``s.evaluate``) on
-ORL, on BYOL and on a random init of ORL's backbone.
+-> pretrain_object (stage 3); then label propagation and k-NN of ORL against its baselines
+(``flows.evaluation``; BYOL, ORL's stage 1, is evaluated by the ``byol`` flow).
 
 Proposals and embeddings are the mining steps. By default each runs as one stage (proposals spread
 selective search over a process pool, shard by shard; both resume at the next shard after a stop).
@@ -29,6 +29,7 @@ from correlearn.pipeline import Pipeline
 from correlearn.registry import stage_registry
 from correlearn.workspace import activate
 from flows.common import FlowSession, flow_session
+from flows.evaluation import train_and_evaluate
 
 
 @task(
@@ -115,11 +116,6 @@ def orl_flow(
             "correspondence",
             inputs={"checkpoint": byol, "shards": shards, "knn": knn, "proposals": props},
         )
-        orl = s.run(
-            "pretrain_object",
-            inputs={"shards": shards, "proposals": props, "correspondence": corr},
-        )
-        s.evaluate("orl", orl)
-        s.evaluate("byol", byol)
-        s.evaluate("random", s.random_init("pretrain_object"))
+        inputs = {"shards": shards, "proposals": props, "correspondence": corr}
+        train_and_evaluate(s, "orl", "pretrain_object", inputs, s.options)
     return s.summary()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import flow_session
+from flows.evaluation import train_and_evaluate
 
 
 @flow(name="siammae")
@@ -18,7 +19,6 @@ def siammae_flow(
     with flow_session("siammae", config, overrides or [], force or [], stop_after) as s:
         videos = s.run("video_shards")
         frames = s.run("frame_index", inputs={"videos": videos})
-        ckpt = s.run("pretrain_siammae", inputs={"videos": videos, "frames": frames})
-        s.evaluate("siammae", ckpt)
-        s.evaluate("random", s.random_init("pretrain_siammae"))
+        inputs = {"videos": videos, "frames": frames}
+        train_and_evaluate(s, "siammae", "pretrain_siammae", inputs, s.options)
     return s.summary()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import flow_session
+from flows.evaluation import train_and_evaluate
 
 
 @flow(name="vfs")
@@ -18,7 +19,6 @@ def vfs_flow(
     with flow_session("vfs", config, overrides or [], force or [], stop_after) as s:
         videos = s.run("video_shards")
         frames = s.run("frame_index", inputs={"videos": videos})
-        ckpt = s.run("pretrain_vfs", inputs={"videos": videos, "frames": frames})
-        s.evaluate("vfs", ckpt)
-        s.evaluate("random", s.random_init("pretrain_vfs"))
+        inputs = {"videos": videos, "frames": frames}
+        train_and_evaluate(s, "vfs", "pretrain_vfs", inputs, s.options)
     return s.summary()

@@ -43,6 +43,8 @@ class EvalLabelPropConfig(StrictModel):
         params: overrides of the preset's :class:`LabelPropConfig` fields (e.g. ``short_side``).
         max_frames: evaluate only the first N frames of each sequence (CPU budgets).
         device: ``auto`` uses CUDA when present.
+        precision: feature extraction in ``fp32`` (default, as the reference codes evaluate) or
+            ``bf16`` autocast (CUDA only; faster, results may differ slightly).
     """
 
     dataset: str = "davis"
@@ -50,11 +52,13 @@ class EvalLabelPropConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
     max_frames: int | None = Field(None, ge=3)
     device: str = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
-def _preset(cfg: EvalLabelPropConfig, spec: dict[str, Any]) -> str:
-    if cfg.preset != "auto":
-        return cfg.preset
+def choose_preset(preset: str, spec: dict[str, Any]) -> str:
+    """``preset`` itself, or for ``auto`` the protocol of the checkpoint's backbone and method."""
+    if preset != "auto":
+        return preset
     if spec["backbone"].startswith("resnet"):
         return "vfs_resnet"
     return "siammae_vit" if spec.get("method") == "siammae" else "dino_vit"
@@ -68,19 +72,22 @@ def run(ctx: StageContext) -> dict:
     """Propagate every sequence's first mask, write DAVIS PNGs, score J&F, draw contact sheets."""
     cfg: EvalLabelPropConfig = ctx.config
     spec = read_backbone_spec(ctx.input_path("checkpoint"))
-    preset = _preset(cfg, spec)
+    preset = choose_preset(cfg.preset, spec)
     lp = LabelPropConfig.preset(preset, **cfg.params)
     overrides = (
         {"strides": tuple(lp.strides)} if lp.strides and "resnet" in spec["backbone"] else {}
     )
     backbone = load_backbone(ctx.input_path("checkpoint"), **overrides)
     device = resolve_device(cfg.device)
-    feature_fn = dense_feature_fn(backbone.to(device), lp.layer)
+    feature_fn = dense_feature_fn(backbone.to(device), lp.layer, cfg.precision)
     data = DatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
     root = resolve_root(data, ctx.base_dir)
     seqs = data.sequences or sorted(p.name for p in (root / "JPEGImages" / "480p").iterdir())
     masks_dir = ctx.out_dir / "masks"
-    ctx.info(f"{len(seqs)} sequences, preset {preset} ({spec['backbone']}, {device})")
+    ctx.info(
+        f"{len(seqs)} sequences, preset {preset}, context {lp.context} "
+        f"({spec['backbone']}, {device}, {cfg.precision})"
+    )
     for seq in tqdm(seqs, "label propagation", disable=None):
         n_jpg = len(list((root / "JPEGImages" / "480p" / seq).glob("*.jpg")))
         n_done = len(list((masks_dir / seq).glob("*.png")))
@@ -109,7 +116,8 @@ def run(ctx: StageContext) -> dict:
 
 STAGE = StageSpec(
     name="eval_label_propagation",
-    version=1,
+    # 2: per-preset context modes (VFS/CRW/DINO reference), fp32 features on CUDA by default.
+    version=2,
     config_model=EvalLabelPropConfig,
     run=run,
     inputs={"checkpoint": "pretrain_image"},

@@ -15,7 +15,16 @@ from correlearn.train.stage_run import train_configured
 def _byol_optim() -> OptimConfig:
     # ORL Sec. 4 "Implementation details": SGD, lr 0.2 x batch/256, wd 1e-4, momentum 0.9,
     # cosine, 4 warm-up epochs.
-    return OptimConfig(name="sgd", base_lr=0.2, weight_decay=1e-4, momentum=0.9, warmup_epochs=4)
+    # The reference configs (ORL configs/selfsup/orl/coco/stage{1,3}/r50_bs512_ep800.py) give
+    # OpenSelfSup an SGD without paramwise_options, so biases and BN parameters are decayed too.
+    return OptimConfig(
+        name="sgd",
+        base_lr=0.2,
+        weight_decay=1e-4,
+        momentum=0.9,
+        warmup_epochs=4,
+        exclude_bias_norm=False,
+    )
 
 
 class PretrainImageConfig(StrictModel):

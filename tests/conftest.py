@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 # Before any test module imports Prefect: a private Prefect home (hermetic, nothing written to
 # ~/.prefect), analytics off, and no INFO lines from the ephemeral server at interpreter exit,
@@ -28,7 +29,45 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-DAVIS_MINI = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "davis-mini"
+REPO = Path(__file__).resolve().parents[1]
+DAVIS_MINI = REPO / "data" / "davis-mini"
+#: Data shared next to the checkout (``<repo>/../shared/data``), never an absolute path.
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def require_data(path: Path, what: str) -> Path:
+    """``path`` when it exists; otherwise skip the test, or fail it when ``CI`` is true.
+
+    A local checkout without the shared data still runs the rest of the suite; CI must never
+    turn a test into a silent skip because its data went missing.
+
+    Args:
+        path: the file or folder the test reads.
+        what: a few words naming the data for the message.
+
+    Returns:
+        ``path``.
+    """
+    if path.exists():
+        return path
+    msg = f"{what} not found at {path}"
+    if os.environ.get("CI", "").strip().lower() in ("true", "1"):
+        pytest.fail(f"{msg} (CI=true: missing test data is a failure, not a skip)", pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def shared_davis() -> Path:
+    """Root of the DAVIS-2016 train split in ``<repo>/../shared/data`` (skip, or fail under CI)."""
+    root = SHARED_DATA / "davis2016-train"
+    require_data(root / "JPEGImages" / "480p", "DAVIS-2016 train frames")
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_required():
+    """The :func:`require_data` helper, for tests that read other files."""
+    return require_data
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,7 @@ def _png(path: Path, w: int, h: int, seed: int) -> None:
     Image.fromarray(img).save(path)
 
 
-def _artifact(root: Path, stage: str, key: str, seconds: float, pictures=(), metrics=None):
+def _artifact(root: Path, stage: str, key: str, seconds: float, pictures=(), metrics=None, **extra):
     path = root / stage / key
     path.mkdir(parents=True)
     for i, p in enumerate(pictures):
@@ -67,6 +67,7 @@ def _artifact(root: Path, stage: str, key: str, seconds: float, pictures=(), met
     if metrics is not None:
         (path / "metrics.json").write_text(json.dumps(metrics))
     manifest = {"stage": stage, "key": key, "seconds": seconds, "pictures": list(pictures)}
+    manifest.update(extra)
     (path / "manifest.json").write_text(json.dumps(manifest))
     return {"stage": stage, "key": key, "path": str(path)}
 
@@ -80,7 +81,12 @@ def _lp(jf: dict[str, float]) -> dict:
 def _flow_result(root: Path) -> dict:
     shards = _artifact(root, "image_shards", "a" * 16, 1.5)
     ckpt = _artifact(
-        root, "pretrain_image", "b" * 16, 120.0, ["pictures/loss_curve.png", "pictures/views.png"]
+        root,
+        "pretrain_image",
+        "b" * 16,
+        120.0,
+        ["pictures/loss_curve.png", "pictures/views.png"],
+        metadata={"steps": 60, "minutes": 2.0},
     )
     rand = _artifact(root, "init_random", "c" * 16, 0.4)
     lp_b = _artifact(
@@ -90,9 +96,16 @@ def _flow_result(root: Path) -> dict:
         30.0,
         ["pictures/bear_sheet.png"],
         _lp({"bear": 0.61, "surf": 0.52}),
+        inputs={"checkpoint": {"stage": "pretrain_image", "key": "b" * 16}},
+    )
+    lp_mid = _artifact(
+        root, "eval_label_propagation", "9" * 16, 25.0, [], _lp({"bear": 0.41, "surf": 0.32})
     )
     lp_r = _artifact(
         root, "eval_label_propagation", "e" * 16, 28.0, [], _lp({"bear": 0.31, "surf": 0.22})
+    )
+    lp_r1 = _artifact(
+        root, "eval_label_propagation", "8" * 16, 28.0, [], _lp({"bear": 0.35, "surf": 0.24})
     )
     stages = [
         {**shards, "cache_hit": True, "label": "image_shards"},
@@ -101,7 +114,14 @@ def _flow_result(root: Path) -> dict:
         {**rand, "cache_hit": False, "label": "init_random[resnet18]"},
         {**lp_r, "cache_hit": True, "label": "eval_label_propagation[random]"},
     ]
-    return {"flow": "byol", "stages": stages}
+    record = {
+        "name": "byol",
+        "stage": "pretrain_image",
+        "preset": "vfs_resnet",
+        "points": [{"steps": 30, "lp": lp_mid}, {"steps": 60, "lp": lp_b}],
+        "baselines": {"random-s0": lp_r, "random-s1": lp_r1},
+    }
+    return {"flow": "byol", "stages": stages, "evaluations": [record]}
 
 
 def test_report_sections_tables_and_embedded_pictures(tmp_path):
@@ -114,8 +134,9 @@ def test_report_sections_tables_and_embedded_pictures(tmp_path):
         assert section in doc.ids
     assert "demo-table" not in doc.ids
     assert not doc.external and "<style>" in text
-    # Every picture is an embedded PNG: loss curve, views, the sheet (downscaled), J&F chart.
-    assert len(doc.imgs) == 4
+    # Every picture is an embedded PNG: J&F-vs-steps curve, loss curve, views, the sheet
+    # (downscaled), J&F chart.
+    assert len(doc.imgs) == 5
     for src in doc.imgs:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -145,9 +166,21 @@ def test_demo_report_has_the_demo_table_and_latest_copy(tmp_path):
     doc = _Doc()
     doc.feed(path.read_text())
     assert "demo-table" in doc.ids
-    # demo_table's row: flow, checkpoint, J&F, J, F, random-init J&F.
+    # demo_table's row: flow, checkpoint, steps, J&F, J, F, random init per seed, seed spread,
+    # BN-calibrated init (none here), gain over the best baseline.
     i = doc.cells.index("0.565")
-    assert doc.cells[i - 2 : i + 4] == ["byol", "byol", "0.565", "0.515", "0.615", "0.265"]
+    assert doc.cells[i - 3 : i + 7] == [
+        "byol",
+        "byol",
+        "60",
+        "0.565",
+        "0.515",
+        "0.615",
+        "0.265 / 0.295",
+        "0.030",
+        "-",
+        "+0.270",
+    ]
 
 
 def test_report_of_a_flow_without_training_or_evaluation(tmp_path):
@@ -166,5 +199,5 @@ def test_report_of_a_flow_without_training_or_evaluation(tmp_path):
 def test_report_renders_in_headless_chromium(tmp_path):
     result = _flow_result(tmp_path / "artifacts")
     report = write_report(result, tmp_path / "report.html")
-    problems = check(report, find_browser(), tmp_path / "shot.png", min_images=4, timeout=120)
+    problems = check(report, find_browser(), tmp_path / "shot.png", min_images=5, timeout=120)
     assert problems == []

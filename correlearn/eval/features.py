@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -58,22 +59,36 @@ def autocast_for(device: torch.device):
     return nullcontext()
 
 
-def dense_feature_fn(backbone: nn.Module, layer: str | None = None) -> FeatureFn:
+def dense_feature_fn(
+    backbone: nn.Module,
+    layer: str | None = None,
+    precision: Literal["fp32", "bf16"] = "fp32",
+    channels_last: bool = False,
+) -> FeatureFn:
     """A frozen dense feature extractor for label propagation (docs/contracts.md ``dense``).
 
     Args:
         backbone: a backbone with ``dense(x, layer) -> (B, C, h, w)``; it is put in eval mode.
         layer: the feature layer (ResNet ``"res3" | "res4" | "res5"``; ``None`` for ViTs).
+        precision: ``fp32`` (the reference codes evaluate in fp32) or ``bf16`` autocast, which
+            applies on CUDA only (CPU always runs fp32).
+        channels_last: run the backbone in channels-last memory format (speed on CPU/CUDA
+            convolutions; same maths, float rounding may differ in the last bits).
 
     Returns:
-        ``fn(x: (1, 3, H, W)) -> (1, C, h, w)`` float32, L2-normalised over channels, computed under
-        ``torch.inference_mode`` and bf16 autocast on CUDA.
+        ``fn(x: (B, 3, H, W)) -> (B, C, h, w)`` float32, L2-normalised over channels, computed
+        under ``torch.inference_mode``.
     """
     backbone.eval()
+    if channels_last:
+        backbone.to(memory_format=torch.channels_last)
 
     def fn(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), autocast_for(x.device):
+        amp = autocast_for(x.device) if precision == "bf16" else nullcontext()
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), amp:
             feats = backbone.dense(x, layer)
-        return F.normalize(feats.float(), dim=1)
+        return F.normalize(feats.float(), dim=1).contiguous()
 
     return fn

@@ -2,26 +2,35 @@
 
 Protocol (VFS paper Sec. 4.1 "Fine-grained correspondence"; CRW, Jabri et al. 2020 Sec. 4; DINO,
 Caron et al. 2021 Sec. 4.2.3; SiamMAE paper Sec. 4 and Table 4b): every frame's features are L2
-normalised; the context of frame t is the first frame (ground-truth labels) plus the last m frames
+normalised; the context of frame t is the first frame (ground-truth labels) plus m earlier frames
 (their predicted soft labels); each target position attends to the context positions inside a
 spatial window, keeps the top-k affinities jointly over all context frames, weights them with a
 softmax of cos/T, and averages their labels. The soft labels are upsampled bilinearly and argmaxed.
 
-Window conventions differ between the reference codes, so both are exposed (``window``):
+The reference codes build the context of the early frames differently (``context``, see
+:func:`context_indices`): ``"queue"`` is DINO's (first frame + the last m predictions, a queue
+that fills up), ``"vfs"`` the VFS reference's (first frame + frames [t-m, t), so frame 0 appears
+twice while t <= m), ``"crw"`` CRW's and CropMAE's (the video padded with m copies of frame 0, so
+the context always holds m + 1 entries and early top-k mostly hits frame 0).
+
+Window conventions differ too, so both are exposed (``window``):
 ``"circle"``: Euclidean distance strictly below ``radius`` cells (VFS ref code
 ``spatial_neighbor(mode='circle')`` with neighbor_range 24 -> radius 12; CRW ``MaskedAttention``);
 ``"square"``: Chebyshev distance at most ``radius`` (DINO ``restrict_neighborhood``).
-CRW (and CropMAE's SiamMAE evaluation, built on it) leave the first frame unrestricted
-(``restrict_first=False``); VFS and DINO restrict it too. VFS and DINO min-max normalise each
-upsampled channel before the argmax (``minmax_normalize``); CRW/CropMAE do not.
+CRW (and CropMAE's SiamMAE evaluation, built on it) leave the long-term first frame unrestricted
+(``restrict_first=False``; its padded copies in the short-term context are restricted); VFS and
+DINO restrict it too. First-frame labels at feature resolution are a nearest resize of the
+annotation (VFS ``pil_nearest_interpolate``, DINO ``read_seg``: hard) or a bilinear resize of its
+one-hot map (CRW/CropMAE ``cv2.resize(..., INTER_LINEAR)``: soft), ``first_labels``. VFS and DINO
+min-max normalise each upsampled channel before the argmax (``minmax_normalize``); CRW/CropMAE do
+not. VFS upsamples the soft labels to the annotation's size; DINO and CRW/CropMAE to the network
+input, argmax there and resize the id map (nearest) to the annotation's size (``upsample``).
 """
 
 from __future__ import annotations
 
-import functools
-import math
-from collections import deque
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,20 +42,25 @@ from pydantic import Field
 
 from correlearn.config import StrictModel
 from correlearn.eval.davis_metrics import davis_palette, read_mask
-from correlearn.eval.features import FeatureFn, frame_to_tensor, resize_short_side
+from correlearn.eval.features import FeatureFn, frame_to_tensor, resize_short_side, resized_shape
+from correlearn.eval.windowed_propagation import Window, propagate_labels
 
-Window = Literal["circle", "square"]
+__all__ = ["LabelPropConfig", "context_indices", "propagate_labels", "propagate_sequence"]
+
+ContextMode = Literal["queue", "vfs", "crw"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     # VFS ref code (xvjiarui/VFS configs/r18_*.py test_cfg): res4 (out_indices (2,)) with strides
     # (1,2,1,1) -> stride 8, precede_frames 20, topk 10, temperature 0.07, neighbor_range 24
-    # (circle of radius 12), with_first_neighbor (first frame restricted too); frames resized to
-    # short side 480 without rounding.
+    # (circle of radius 12), with_first + with_first_neighbor (first frame restricted too), keys
+    # [0] + [t-20, t) (VanillaTracker.forward_test); frames resized to short side 480.
     "vfs_resnet": {},
-    # DINO eval_video_segmentation.py: n_last_frames 7, topk 5, exp(cos/0.1), square window of 12
-    # patches. DINO floors the long side to a multiple of 64 (854 -> 832); we floor both sides to
-    # the patch size (854 -> 848), which keeps the short side at 480 as DINO does.
+    # DINO eval_video_segmentation.py: n_last_frames 7 in a queue, topk 5, exp(cos/0.1), square
+    # window of 12 patches. DINO floors the long side to a multiple of 64 (854 -> 832); we floor
+    # both sides to the patch size (854 -> 848), which keeps the short side at 480 as DINO does.
     "dino_vit": dict(
+        context="queue",
+        upsample="input",
         context_frames=7,
         topk=5,
         temperature=0.1,
@@ -57,9 +71,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         strides=None,
     ),
     # SiamMAE Table 4b (DAVIS): top-k 7, queue 20, neighbourhood 20. The paper gives no temperature;
-    # CropMAE's public SiamMAE evaluation (CRW code) uses 0.7, no first-frame restriction and no
-    # min-max normalisation.
+    # CropMAE's public SiamMAE evaluation (CRW code, downstreams/propagation) uses 0.7, video_len 20
+    # (m copies of frame 0 in front), long_mem [0] unrestricted, bilinear first-frame labels and
+    # no min-max normalisation.
     "siammae_vit": dict(
+        context="crw",
+        first_labels="bilinear",
+        upsample="input",
         context_frames=20,
         topk=7,
         temperature=0.7,
@@ -78,21 +96,26 @@ class LabelPropConfig(StrictModel):
     """Label-propagation settings; the defaults are the VFS ResNet protocol (``vfs_resnet``).
 
     ``layer`` and ``strides`` are for the caller that builds the backbone (docs/contracts.md);
-    propagation itself only sees the feature maps.
+    propagation itself only sees the feature maps. ``tile`` and ``feature_batch`` change speed,
+    not results.
     """
 
+    context: ContextMode = Field("vfs", description="how early frames' context is built")
     context_frames: int = Field(20, ge=0, description="m: previous frames kept as context")
     topk: int = Field(10, ge=1, description="k: affinities kept jointly over all context")
     temperature: float = Field(0.07, gt=0, description="T in softmax(cos / T)")
     radius: float = Field(12.0, gt=0, description="window radius in feature cells")
     window: Window = "circle"
     restrict_first: bool = True
+    first_labels: Literal["nearest", "bilinear"] = "nearest"
     minmax_normalize: bool = True
+    upsample: Literal["annotation", "input"] = Field("annotation", description="argmax size")
     short_side: int | None = Field(480, ge=1, description="frames resized to this short side")
     size_multiple: int = Field(1, ge=1, description="resized sides floored to a multiple")
     layer: str | None = "res4"
     strides: tuple[int, int, int, int] | None = (1, 2, 1, 1)
-    tile: int = Field(16, ge=1, description="target cells per side of a propagation tile (speed)")
+    tile: int | tuple[int, int] = Field(10, description="target tile side or (rows, cols): speed")
+    feature_batch: int = Field(4, ge=1, description="frames per feature-extractor call (speed)")
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> LabelPropConfig:
@@ -102,105 +125,70 @@ class LabelPropConfig(StrictModel):
         return cls(**{**PRESETS[name], **overrides})
 
 
-@functools.lru_cache(maxsize=32)
-def _window_plan(h: int, w: int, radius: float, window: str, tile: int, device: str) -> tuple:
-    """Per tile of target cells: its bounds, the context bounds in reach, the window mask.
+def context_indices(t: int, m: int, mode: ContextMode) -> list[int]:
+    """Frame indices of the context of target frame ``t >= 1``, long-term first frame first.
 
-    Bounds are ``(row0, row1, col0, col1)``; the mask is ``(n_t, n_c)`` bool, row-major. Built
-    once per (resolution, window); a tile only compares against the context cells within reach
-    of it, which is what makes a large radius affordable at 480p. Tiles and their context are
-    rectangles, so both are read by slicing (a block copy, far cheaper than a gather).
+    ``queue`` (DINO ``eval_video_tracking_davis``): ``[0] + [max(1, t-m), t)``.
+    ``vfs`` (VFS ``VanillaTracker.forward_test``, ``with_first``): ``[0] + [max(0, t-m), t)``.
+    ``crw`` (CRW/CropMAE ``context_index_bank`` on a video padded with m copies of frame 0):
+    ``[0] + [t-m, t)`` with every negative index read as frame 0, always ``m + 1`` entries.
     """
-    reach = math.floor(radius) if window == "square" else math.ceil(radius) - 1
-    plan = []
-    for i0 in range(0, h, tile):
-        for j0 in range(0, w, tile):
-            tgt = (i0, min(h, i0 + tile), j0, min(w, j0 + tile))
-            ctx = (max(0, i0 - reach), min(h, tgt[1] + reach), max(0, j0 - reach))
-            ctx = (*ctx, min(w, tgt[3] + reach))
-            ty, tx = torch.meshgrid(torch.arange(*tgt[:2]), torch.arange(*tgt[2:]), indexing="ij")
-            cy, cx = torch.meshgrid(torch.arange(*ctx[:2]), torch.arange(*ctx[2:]), indexing="ij")
-            dy = ty.reshape(-1, 1) - cy.reshape(1, -1)
-            dx = tx.reshape(-1, 1) - cx.reshape(1, -1)
-            if window == "square":
-                mask = torch.maximum(dy.abs(), dx.abs()) <= radius
-            else:
-                mask = (dy**2 + dx**2) < radius**2
-            plan.append((tgt, ctx, mask.to(device)))
-    return tuple(plan)
+    if mode == "queue":
+        return [0, *range(max(1, t - m), t)]
+    if mode == "vfs":
+        return [0, *range(max(0, t - m), t)]
+    if mode == "crw":
+        return [0, *(max(0, i) for i in range(t - m, t))]
+    raise ValueError(f"unknown context mode {mode!r}")
 
 
-def propagate_labels(
-    target_feat: torch.Tensor,
-    ctx_feats: torch.Tensor,
-    ctx_labels: torch.Tensor,
-    radius: float,
-    topk: int,
-    temperature: float,
-    window: Window = "circle",
-    restrict_first: bool = True,
-    tile: int = 16,
+def pil_nearest(index: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an ``(H, W)`` int map to ``size = (h, w)`` with PIL's nearest, as the references do.
+
+    (torch's ``nearest-exact`` follows the same rule but rounds differently at exact half-way
+    points, e.g. 8 -> 15 rows.)
+    """
+    im = Image.fromarray(np.ascontiguousarray(index, dtype=np.int32))
+    return np.asarray(im.resize((size[1], size[0]), Image.NEAREST), dtype=np.int64)
+
+
+def mask_to_labels(
+    mask: np.ndarray, ids: np.ndarray, size: tuple, device, mode: str = "nearest"
 ) -> torch.Tensor:
-    """One propagation step: soft labels of the target frame from its context (see module doc).
+    """``(K, h, w)`` labels of an ``(H, W)`` id map at feature size ``size = (h, w)``.
 
-    Args:
-        target_feat: ``(C, h, w)`` target features (L2-normalised here over C).
-        ctx_feats: ``(T, C, h, w)`` context features; index 0 is the first frame.
-        ctx_labels: ``(T, K, h, w)`` context soft labels.
-        radius: window radius in cells (``window`` gives the metric).
-        topk: number of affinities kept jointly over all ``T * h * w`` context cells.
-        temperature: softmax temperature on the kept cosine similarities.
-        window: ``"circle"`` (Euclidean < radius) or ``"square"`` (Chebyshev <= radius).
-        restrict_first: apply the window to context frame 0 too (False: it is seen whole, CRW).
-        tile: target tile side for the blocked computation (does not change the result).
-
-    Returns:
-        ``(K, h, w)`` soft labels (each cell's weights sum to 1).
+    ``nearest``: one-hot of the id map resized with PIL's nearest (VFS
+    ``pil_nearest_interpolate``, DINO ``read_seg``). ``bilinear``: the full-size one-hot map
+    resized bilinearly without antialiasing (CRW/CropMAE ``cv2.resize(onehot, INTER_LINEAR)``),
+    soft at object borders.
     """
-    c, h, w = target_feat.shape
-    t, k = ctx_labels.shape[:2]
-    q = F.normalize(target_feat.float(), dim=0)
-    # (C, T, h, w): slicing a rectangle of cells then yields a (C, T * n_c) matrix in one copy.
-    keys = F.normalize(ctx_feats.float(), dim=1).transpose(0, 1).contiguous()
-    vals = ctx_labels.float().transpose(0, 1).contiguous()
-    plan = _window_plan(h, w, float(radius), window, tile, str(q.device))
-    first = 0 if restrict_first else 1
-    out = q.new_empty(k, h, w)
-    for (i0, i1, j0, j1), (r0, r1, c0, c1), mask in plan:
-        qt = q[:, i0:i1, j0:j1].reshape(c, -1).T  # (n_t, C)
-        affs, labs = [], []
-        if not restrict_first:
-            affs.append(qt @ keys[:, 0].reshape(c, -1))
-            labs.append(vals[:, 0].reshape(k, -1))
-        if t > first:
-            kt = keys[:, first:, r0:r1, c0:c1].reshape(c, -1)  # (C, T' * n_c)
-            aff = qt @ kt  # (n_t, T' * n_c)
-            aff.view(len(qt), -1, mask.shape[1]).masked_fill_(~mask[:, None], float("-inf"))
-            affs.append(aff)
-            labs.append(vals[:, first:, r0:r1, c0:c1].reshape(k, -1))  # (K, T' * n_c)
-        aff = affs[0] if len(affs) == 1 else torch.cat(affs, dim=1)
-        lab = labs[0] if len(labs) == 1 else torch.cat(labs, dim=1)
-        top, idx = aff.topk(min(topk, aff.shape[1]), dim=1)
-        weights = torch.softmax(top / temperature, dim=1)  # (n_t, k)
-        out[:, i0:i1, j0:j1] = (lab[:, idx] * weights).sum(-1).view(k, i1 - i0, j1 - j0)
-    return out
-
-
-def mask_to_labels(mask: np.ndarray, ids: np.ndarray, size: tuple, device) -> torch.Tensor:
-    """``(K, h, w)`` one-hot labels of an id map, nearest-resized as the reference codes do."""
-    index = torch.from_numpy(np.searchsorted(ids, mask)).to(device=device, dtype=torch.float32)
-    index = F.interpolate(index[None, None], size=size, mode="nearest-exact")[0, 0].long()
-    return F.one_hot(index, len(ids)).permute(2, 0, 1).float()
+    index = np.searchsorted(ids, mask)
+    if mode == "bilinear":
+        onehot = F.one_hot(torch.from_numpy(index).to(device), len(ids))
+        onehot = onehot.permute(2, 0, 1).float()[None]
+        return F.interpolate(onehot, size=tuple(size), mode="bilinear", align_corners=False)[0]
+    small = torch.from_numpy(pil_nearest(index, tuple(size))).to(device)
+    return F.one_hot(small, len(ids)).permute(2, 0, 1).float()
 
 
 def labels_to_mask(
-    soft: torch.Tensor, ids: np.ndarray, size: tuple[int, int], minmax_normalize: bool = True
+    soft: torch.Tensor,
+    ids: np.ndarray,
+    size: tuple[int, int],
+    minmax_normalize: bool = True,
+    via: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Upsample ``(K, h, w)`` soft labels bilinearly to ``size`` and argmax into an id map.
 
     ``minmax_normalize`` rescales each channel to [0, 1] first (VFS/DINO ref code), which keeps a
-    small object from being swallowed by the background channel's larger mass.
+    small object from being swallowed by the background channel's larger mass. ``via`` (the
+    network input size) upsamples to that size, argmaxes there and resizes the id map to ``size``
+    with PIL's nearest (DINO ``eval_video_tracking_davis``, CRW/CropMAE ``dump_predictions`` +
+    ``convert_davis``); without it the soft labels go straight to ``size`` (VFS).
     """
+    if via is not None and tuple(via) != tuple(size):
+        index = labels_to_mask(soft, np.arange(len(ids)), via, minmax_normalize)
+        return ids[pil_nearest(index, size)]
     up = F.interpolate(soft[None].float(), size=size, mode="bilinear", align_corners=False)[0]
     if minmax_normalize:
         lo = up.amin(dim=(1, 2), keepdim=True)
@@ -208,6 +196,52 @@ def labels_to_mask(
         up = torch.where(hi > 0, (up - lo) / (hi - lo + 1e-12), up)
     # Channel-last first: argmax over a strided leading dim is ~10x slower on CPU.
     return ids[up.permute(1, 2, 0).contiguous().argmax(-1).cpu().numpy()]
+
+
+def upsample_via(cfg: LabelPropConfig, size: tuple[int, int]) -> tuple[int, int] | None:
+    """The network input size of an ``(H, W)`` frame when ``cfg.upsample == "input"``, else None."""
+    if cfg.upsample == "annotation":
+        return None
+    return resized_shape(size[0], size[1], cfg.short_side, cfg.size_multiple)
+
+
+def propagate_soft_labels(
+    feats: Iterable[torch.Tensor], first_label: torch.Tensor, cfg: LabelPropConfig
+) -> Iterator[torch.Tensor]:
+    """Soft labels of frames 1, 2, ... from per-frame features and the first frame's labels.
+
+    Args:
+        feats: ``(C, h, w)`` L2-normalised features of frames 0, 1, 2, ... (consumed lazily).
+        first_label: ``(K, h, w)`` labels of frame 0 (:func:`mask_to_labels`).
+        cfg: propagation settings; ``context`` and ``context_frames`` choose the context.
+
+    Yields:
+        ``(K, h, w)`` soft labels of frame t, for t = 1, 2, ...; frame t's own soft labels are
+        the context labels of later frames (frame 0 always keeps ``first_label``).
+    """
+    bank: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    m = cfg.context_frames
+    for t, feat in enumerate(feats):
+        if t == 0:
+            bank[0] = (feat, first_label)
+            continue
+        idx = context_indices(t, m, cfg.context)
+        soft = propagate_labels(
+            feat,
+            [bank[i][0] for i in idx],
+            [bank[i][1] for i in idx],
+            radius=cfg.radius,
+            topk=cfg.topk,
+            temperature=cfg.temperature,
+            window=cfg.window,
+            restrict_first=cfg.restrict_first,
+            tile=cfg.tile,
+            normalized=True,
+        )
+        bank[t] = (feat, soft)
+        if t - m > 0:
+            del bank[t - m]  # in no later frame's context
+        yield soft
 
 
 def propagate_sequence(
@@ -219,11 +253,11 @@ def propagate_sequence(
 ) -> list[np.ndarray]:
     """Segment a video from its first-frame mask (protocol in the module doc).
 
-    Each frame's features are computed exactly once: the context queue keeps features and soft
-    labels, so a frame costs one ``feature_fn`` call plus one :func:`propagate_labels`.
+    Each frame's features are computed exactly once (``cfg.feature_batch`` frames per call) and
+    kept while some later frame's context needs them.
 
     Args:
-        feature_fn: ``(1, 3, H', W')`` ImageNet-normalised frame -> ``(1, C, h, w)`` features.
+        feature_fn: ``(B, 3, H', W')`` ImageNet-normalised frames -> ``(B, C, h, w)`` features.
         frames: ``T`` RGB frames ``(H, W, 3)`` uint8 (resized internally per ``cfg``).
         first_mask: ``(H, W)`` int object ids of frame 0; labels are one-hot over the ids present
             (plus background 0).
@@ -238,31 +272,29 @@ def propagate_sequence(
     device = torch.device(device or "cpu")
     ids = np.union1d([0], np.unique(first_mask)).astype(np.int64)
     size = tuple(first_mask.shape)
+    via = upsample_via(cfg, size)
 
-    def features(frame: np.ndarray) -> torch.Tensor:
-        x = frame_to_tensor(resize_short_side(frame, cfg.short_side, cfg.size_multiple), device)
-        return F.normalize(feature_fn(x)[0].float(), dim=0)
+    def features() -> Iterator[torch.Tensor]:
+        for b in range(0, len(frames), cfg.feature_batch):
+            chunk = frames[b : b + cfg.feature_batch]
+            x = torch.cat(
+                [
+                    frame_to_tensor(resize_short_side(f, cfg.short_side, cfg.size_multiple), device)
+                    for f in chunk
+                ]
+            )
+            # Channels-last: the kernel's (h, w, T, C) context stack then copies C-long runs.
+            feats = F.normalize(feature_fn(x).float(), dim=1)
+            yield from feats.contiguous(memory_format=torch.channels_last)
 
     with torch.inference_mode():
-        first_feat = features(frames[0])
-        first_label = mask_to_labels(first_mask, ids, tuple(first_feat.shape[-2:]), device)
-        queue: deque = deque(maxlen=cfg.context_frames)
+        feats = features()
+        first_feat = next(feats)
+        hw = tuple(first_feat.shape[-2:])
+        first_label = mask_to_labels(first_mask, ids, hw, device, cfg.first_labels)
         preds = [np.asarray(first_mask, dtype=np.int64).copy()]
-        for frame in frames[1:]:
-            feat = features(frame)
-            soft = propagate_labels(
-                feat,
-                torch.stack([first_feat] + [f for f, _ in queue]),
-                torch.stack([first_label] + [lab for _, lab in queue]),
-                radius=cfg.radius,
-                topk=cfg.topk,
-                temperature=cfg.temperature,
-                window=cfg.window,
-                restrict_first=cfg.restrict_first,
-                tile=cfg.tile,
-            )
-            queue.append((feat, soft))
-            preds.append(labels_to_mask(soft, ids, size, cfg.minmax_normalize))
+        for soft in propagate_soft_labels(itertools.chain([first_feat], feats), first_label, cfg):
+            preds.append(labels_to_mask(soft, ids, size, cfg.minmax_normalize, via))
     return preds
 
 

@@ -31,7 +31,7 @@ from correlearn.data.augment import denormalize
 from correlearn.data.cim_pairs import CIMPairConfig
 from correlearn.methods.cim_losses import MAP_LOSSES, map_iou
 from correlearn.methods.ema import ema_update
-from correlearn.models import build_backbone
+from correlearn.models import ViT, build_backbone, sincos_2d
 
 
 class CIMConfig(StrictModel):
@@ -59,6 +59,9 @@ class CIMConfig(StrictModel):
             ref code's ``nn.Upsample(align_corners=True)`` stretches them to the border pixels.
         freeze_patch_embed: ViT only, fix the random patch projection (the ref code's
             ``stop_grad_conv=True``, MoCo v3's trick; the paper does not mention it).
+        pos_embed: ViT only, the encoder's position table: ``sincos``, MAE's fixed 2-D sin-cos
+            (the ref code's ``pos_embed``, ``requires_grad=False``, ``get_2d_sincos_pos_embed``),
+            or ``learned`` (timm's trainable table). Ignored for ResNets.
         pair: exemplar-context pair generation.
     """
 
@@ -79,27 +82,8 @@ class CIMConfig(StrictModel):
     focal_gamma: float = 2.0
     align_corners: bool = False
     freeze_patch_embed: bool = False
+    pos_embed: Literal["sincos", "learned"] = "sincos"
     pair: CIMPairConfig = Field(default_factory=CIMPairConfig)
-
-
-@functools.lru_cache(maxsize=32)
-def sincos_2d(dim: int, h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Fixed 2-D sin-cos position encoding (MAE's; CIM's PE of eq. 4), cached per device.
-
-    Channels [0, dim/2) encode the column, [dim/2, dim) the row, each as [sin(p omega),
-    cos(p omega)] with omega_i = 10000^(-i / (dim / 4)).
-
-    Returns:
-        (h * w, dim) float32, row-major over the (h, w) grid.
-    """
-    if dim % 4:
-        raise ValueError(f"sin-cos position encoding needs dim % 4 == 0, got {dim}")
-    with torch.inference_mode(False):  # a cached inference tensor would poison later training
-        omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
-        rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        parts = [p.reshape(-1, 1).double() * omega for p in (cols, rows)]
-        pe = torch.cat([f(p) for p in parts for f in (torch.sin, torch.cos)], dim=1)
-        return pe.float().to(device)
 
 
 class CrossAttentionBlock(nn.Module):
@@ -242,6 +226,8 @@ class CIM(nn.Module):
         self.cfg = cfg = cfg or CIMConfig()
         self.base_tau = cfg.base_tau
         self.backbone = build_backbone(cfg.backbone, **cfg.backbone_kwargs)
+        if isinstance(self.backbone, ViT):
+            self.backbone.set_pos_embed(cfg.pos_embed)
         if cfg.freeze_patch_embed:
             self.backbone.model.patch_embed.proj.requires_grad_(False)
         self.target_backbone = None

@@ -2,9 +2,9 @@
 
 Two frames f1, f2 of one video, a gap in [4, 48] frames at 30 fps apart (Sec. 4.1, Table 3b), get
 the same random-resized crop (scale 0.5..1) and flip, no colour jitter (Table 3a). A siamese ViT
-encodes each frame on its own (shared weights, CLS token, no temporal position embedding; Sec. 3
-"Patchify", "Encoder"): f1 whole, f2 with 95% of its patches randomly dropped (asymmetric masking,
-Sec. 3 "Masking", Table 2d). The decoder (Sec. 3 "Decoder", Table 2b) projects both token sets,
+encodes each frame on its own (shared weights, CLS token, MAE's fixed 2-D sin-cos position
+embedding, no temporal one; Sec. 3 "Patchify", "Encoder"): f1 whole, f2 with 95% of its patches
+randomly dropped (asymmetric masking, Sec. 3 "Masking", Table 2d). The decoder (Sec. 3 "Decoder", Table 2b) projects both token sets,
 fills f2's masked slots with a [MASK] token, adds fixed 2-D sin-cos position embeddings (MAE), and
 then ``cross_self`` (default): each block cross-attends f2 -> f1, then self-attends among f2, then
 an MLP; ``cross``: cross-attention and MLP only; ``joint``: plain blocks over [f1; f2]. It predicts
@@ -32,7 +32,7 @@ from correlearn.config import StrictModel
 from correlearn.data.augment import denormalize, hflip, random_resized_crop
 from correlearn.data.augment import normalize as normalize_img
 from correlearn.data.frame_index import FrameSampler
-from correlearn.models import build_backbone
+from correlearn.models import ViT, build_backbone, sincos_2d
 
 
 class SiamMAEConfig(StrictModel):
@@ -40,6 +40,9 @@ class SiamMAEConfig(StrictModel):
 
     backbone: str = "vit_small_patch16"
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # Encoder position table: MAE's fixed 2-D sin-cos (models_mae.py, requires_grad=False), which
+    # SiamMAE inherits; "learned" is timm's trainable table. The decoder's is always sin-cos.
+    pos_embed: Literal["sincos", "learned"] = "sincos"
     sampler: FrameSampler = Field(default_factory=lambda: FrameSampler(kind="gap_pair"))
     image_size: int = Field(224, ge=16)
     crop_scale: tuple[float, float] = (0.5, 1.0)
@@ -124,17 +127,6 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return (per_patch * mask).sum() / mask.sum().clamp(min=1)
 
 
-def sincos_pos_embed(dim: int, h: int, w: int) -> torch.Tensor:
-    """Fixed 2-D sin-cos position embeddings (MAE): (h*w, dim), half the channels per axis."""
-    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
-    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    parts = []
-    for pos in (ys.flatten(), xs.flatten()):
-        out = pos[:, None].double() * omega[None]
-        parts += [out.sin(), out.cos()]
-    return torch.cat(parts, dim=1).float()
-
-
 class Attention(nn.Module):
     """Multi-head attention of queries x over a context (self-attention when context is x)."""
 
@@ -191,6 +183,8 @@ class SiamMAE(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or SiamMAEConfig()
         self.backbone = build_backbone(cfg.backbone, **cfg.backbone_kwargs)
+        if isinstance(self.backbone, ViT):
+            self.backbone.set_pos_embed(cfg.pos_embed)
         self.patch_size = p = self.backbone.patch_size
         d = cfg.decoder_dim
         self.decoder_embed = nn.Linear(self.backbone.embed_dim, d)
@@ -251,7 +245,7 @@ class SiamMAE(nn.Module):
         x2_ = torch.cat([x2[:, 1:], fill], dim=1)
         x2_ = torch.gather(x2_, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x2.shape[-1]))
         # Space only: no temporal embedding tells the frames apart (Sec. 3 "Patchify").
-        pe = F.pad(sincos_pos_embed(x1.shape[-1], *grid), (0, 0, 1, 0)).to(x1)
+        pe = F.pad(sincos_2d(x1.shape[-1], *grid, x1.device), (0, 0, 1, 0)).to(x1)
         x1 = x1 + pe
         x2 = torch.cat([x2[:, :1], x2_], dim=1) + pe
         if self.cfg.decoder == "joint":

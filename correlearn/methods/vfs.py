@@ -49,6 +49,9 @@ class VFSConfig(StrictModel):
     # R50 2048 (2048-2048-2048, 2048-512-2048); the predictor bottleneck is a quarter of it.
     proj_dim: int | None = Field(None, ge=1)
     pred_hidden_dim: int | None = Field(None, ge=1)
+    # The projector's output BN: affine in the VFS ref code (SimSiamHead builds it with
+    # build_norm1d(norm_cfg), default affine), non-affine in SimSiam's code (False).
+    proj_last_bn_affine: bool = True
     sampler: FrameSampler = Field(default_factory=lambda: FrameSampler(kind="distant", n=8))
     pairing: Literal["halves", "roll"] = "halves"
     image_size: int = Field(224, ge=16)  # ref code: RandomResizedCrop then Resize(224, 224)
@@ -202,7 +205,7 @@ class VFS(nn.Module):
         width = self.backbone.out_dim
         if not cfg.negatives:
             dim = cfg.proj_dim or width
-            self.projector = simsiam_projector(width, dim)
+            self.projector = simsiam_projector(width, dim, cfg.proj_last_bn_affine)
             self.predictor = simsiam_predictor(dim, cfg.pred_hidden_dim or dim // 4)
             return
         self.base_tau = cfg.momentum

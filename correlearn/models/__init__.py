@@ -2,7 +2,8 @@
 
 Every backbone has ``out_dim``, ``forward`` (pooled), ``dense``, ``dense_stride`` and
 ``export_state_dict`` (docs/contracts.md). ResNets take ``strides``/``dilations``; ViTs take
-``img_size`` (the position-embedding grid; any input size works).
+``img_size`` (the position-embedding grid; any input size works) and ``pos_embed``
+(``"learned"``, timm's default, or ``"sincos"``, MAE's fixed table).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from correlearn.models.pos_embed import sincos_2d
 from correlearn.models.resnet import ResNet, resnet18, resnet50, resnet_test
 from correlearn.models.vit import (
     ViT,
@@ -18,6 +20,7 @@ from correlearn.models.vit import (
     vit_small_patch8,
     vit_small_patch16,
     vit_test_patch16,
+    vit_tiny_patch8,
 )
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
@@ -28,6 +31,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "vit_base_patch16": vit_base_patch16,
     "vit_small_patch8": vit_small_patch8,
     "vit_test_patch16": vit_test_patch16,
+    "vit_tiny_patch8": vit_tiny_patch8,
 }
 
 
@@ -53,4 +57,4 @@ def build_backbone(name: str, **kwargs) -> nn.Module:
     return ctor(**kwargs)
 
 
-__all__ = ["BACKBONES", "ResNet", "ViT", "build_backbone"]
+__all__ = ["BACKBONES", "ResNet", "ViT", "build_backbone", "sincos_2d"]

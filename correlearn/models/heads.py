@@ -7,7 +7,8 @@ Shapes used by the papers:
   ``mlp(256, 4096, 256)``.
 - SimSiam (Chen & He 2021, Sec. 4 "Projection MLP"/"Prediction MLP"), used by VFS without negatives:
   projector 3 FC layers with BN on every layer including the output one, ReLU on all but the output
-  (``mlp(d, 2048, 2048, num_layers=3, last_bn=True)``); predictor a 2-layer bottleneck without BN on
+  (``mlp(d, 2048, 2048, num_layers=3, last_bn=True)``; that BN is non-affine in SimSiam's code and
+  affine in VFS's); predictor a 2-layer bottleneck without BN on
   its output (``mlp(2048, 512, 2048)``; VFS R18: ``mlp(512, 128, 512)``).
 - MoCo v2 / VFS with negatives (Sec. 4.1): a 2-layer projector, ``mlp(d, d, 128)``; MoCo v2 has no
   BN in it, hence ``hidden_bn``.
@@ -72,9 +73,13 @@ def byol_predictor(dim: int = 256, hidden_dim: int = 4096) -> nn.Sequential:
     return mlp(dim, hidden_dim, dim)
 
 
-def simsiam_projector(in_dim: int, dim: int = 2048) -> nn.Sequential:
-    """SimSiam projector (Sec. 4): 3 FC, BN on each incl. the output (non-affine), no last ReLU."""
-    return mlp(in_dim, dim, dim, num_layers=3, last_bn=True, last_bn_affine=False)
+def simsiam_projector(in_dim: int, dim: int = 2048, last_bn_affine: bool = False) -> nn.Sequential:
+    """SimSiam projector (Sec. 4): 3 FC, BN on each incl. the output, no last ReLU.
+
+    SimSiam's code makes the output BN non-affine (``last_bn_affine=False``, the default); the VFS
+    reference code (``SimSiamHead``, ``build_norm1d``) keeps it affine (``True``).
+    """
+    return mlp(in_dim, dim, dim, num_layers=3, last_bn=True, last_bn_affine=last_bn_affine)
 
 
 def simsiam_predictor(dim: int = 2048, hidden_dim: int = 512) -> nn.Sequential:

@@ -1,7 +1,11 @@
 """Vision Transformers (timm) with any-size inputs, dense patch maps and MAE-style token masking.
 
-The timm model is built with ``dynamic_img_size=True``, so its learned position embeddings (defined
-for the ``img_size`` grid) are resampled bicubically to the patch grid of each input, square or not.
+The timm model is built with ``dynamic_img_size=True``, so its position embeddings (defined for the
+``img_size`` grid) are resampled bicubically to the patch grid of each input, square or not, as
+MAE's ``interpolate_pos_embed`` and CIM's ``interpolate_pos_encoding`` do. ``pos_embed="learned"``
+keeps timm's trainable table (timm's default); ``"sincos"`` fills it with MAE's fixed 2-D sin-cos
+embedding (CLS position zero) and freezes it, as the MAE and CIM reference encoders
+(``requires_grad=False``; :mod:`correlearn.models.pos_embed`).
 :meth:`ViT.forward_tokens` adds the position embeddings *before* dropping masked patches, as MAE
 (He et al. 2022, Sec. 3) and SiamMAE (Gupta et al. 2023, Sec. 3) do, so kept tokens remember where
 they came from.
@@ -13,12 +17,18 @@ missing).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import timm
 import torch
 from timm.layers import resample_abs_pos_embed
 from timm.models._manipulate import checkpoint_seq
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
+
+from correlearn.models.pos_embed import sincos_2d
+
+PosEmbed = Literal["learned", "sincos"]
 
 
 class ViT(nn.Module):
@@ -27,6 +37,7 @@ class ViT(nn.Module):
     Args:
         model: a timm ``VisionTransformer`` built with ``dynamic_img_size=True``, ``num_classes=0``,
             a class token and no register tokens.
+        pos_embed: ``"learned"`` (timm's trainable table) or ``"sincos"`` (MAE's fixed table).
 
     Attributes:
         patch_size: pixels per patch side.
@@ -34,7 +45,7 @@ class ViT(nn.Module):
         out_dim: size of the pooled (CLS) feature.
     """
 
-    def __init__(self, model: VisionTransformer) -> None:
+    def __init__(self, model: VisionTransformer, pos_embed: PosEmbed = "learned") -> None:
         super().__init__()
         if not model.dynamic_img_size:
             raise ValueError("the timm model must be built with dynamic_img_size=True")
@@ -44,6 +55,27 @@ class ViT(nn.Module):
         self.patch_size = int(model.patch_embed.patch_size[0])
         self.embed_dim = int(model.embed_dim)
         self.out_dim = self.embed_dim
+        self.set_pos_embed(pos_embed)
+
+    def set_pos_embed(self, kind: PosEmbed) -> None:
+        """Make the position table timm's trainable one or MAE's fixed 2-D sin-cos one.
+
+        ``"sincos"`` overwrites the table with :func:`sincos_2d` of the ``img_size`` grid (a zero
+        row for the CLS position, MAE ``cls_token=True``) and sets ``requires_grad=False``;
+        ``"learned"`` only makes the current table trainable again.
+        """
+        if kind not in ("learned", "sincos"):
+            raise ValueError(f"pos_embed must be 'learned' or 'sincos', got {kind!r}")
+        pe = self.model.pos_embed
+        if kind == "sincos":
+            gh, gw = self.model.patch_embed.grid_size
+            table = sincos_2d(self.embed_dim, gh, gw)
+            if not self.model.no_embed_class:
+                table = torch.cat([torch.zeros(1, self.embed_dim), table])
+            with torch.no_grad():
+                pe.copy_(table.unsqueeze(0))
+        pe.requires_grad_(kind == "learned")
+        self.pos_embed_kind = kind
 
     def dense_stride(self, layer: str | None = None) -> int:
         """Input pixels per patch token (the patch size); ``layer`` is accepted and ignored."""
@@ -129,29 +161,38 @@ class ViT(nn.Module):
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
 
-def _timm_vit(name: str, img_size: int = 224, **kwargs) -> ViT:
+def _timm_vit(name: str, img_size: int, pos_embed: PosEmbed, **kwargs) -> ViT:
     model = timm.create_model(
         name, pretrained=False, num_classes=0, dynamic_img_size=True, img_size=img_size, **kwargs
     )
-    return ViT(model)
+    return ViT(model, pos_embed)
 
 
-def vit_small_patch16(img_size: int = 224, **kwargs) -> ViT:
+def vit_small_patch16(img_size: int = 224, pos_embed: PosEmbed = "learned", **kwargs) -> ViT:
     """ViT-S/16 (timm ``vit_small_patch16_224``), random init; kwargs to ``timm.create_model``."""
-    return _timm_vit("vit_small_patch16_224", img_size, **kwargs)
+    return _timm_vit("vit_small_patch16_224", img_size, pos_embed, **kwargs)
 
 
-def vit_base_patch16(img_size: int = 224, **kwargs) -> ViT:
+def vit_base_patch16(img_size: int = 224, pos_embed: PosEmbed = "learned", **kwargs) -> ViT:
     """ViT-B/16 (timm ``vit_base_patch16_224``), random init; kwargs to ``timm.create_model``."""
-    return _timm_vit("vit_base_patch16_224", img_size, **kwargs)
+    return _timm_vit("vit_base_patch16_224", img_size, pos_embed, **kwargs)
 
 
-def vit_small_patch8(img_size: int = 224, **kwargs) -> ViT:
+def vit_small_patch8(img_size: int = 224, pos_embed: PosEmbed = "learned", **kwargs) -> ViT:
     """ViT-S/8 (timm ``vit_small_patch8_224``, SiamMAE's best), random init."""
-    return _timm_vit("vit_small_patch8_224", img_size, **kwargs)
+    return _timm_vit("vit_small_patch8_224", img_size, pos_embed, **kwargs)
 
 
-def vit_test_patch16(img_size: int = 224, **kwargs) -> ViT:
+def vit_tiny_patch8(img_size: int = 224, pos_embed: PosEmbed = "learned", **kwargs) -> ViT:
+    """ViT-Ti/8 (timm ``vit_tiny_patch16_224`` widths, patch 8): the CPU demo's SiamMAE encoder.
+
+    Width 192, depth 12, 3 heads (DeiT-Ti). Patch 8 keeps more than one visible patch of f2 at the
+    demo's small resolution, where a patch-16 ViT at 95% masking sees a single one.
+    """
+    return _timm_vit("vit_tiny_patch16_224", img_size, pos_embed, patch_size=8, **kwargs)
+
+
+def vit_test_patch16(img_size: int = 224, pos_embed: PosEmbed = "learned", **kwargs) -> ViT:
     """Tiny test ViT: patch 16, width 64, depth 2, 2 heads."""
     model = VisionTransformer(
         img_size=img_size,
@@ -163,4 +204,4 @@ def vit_test_patch16(img_size: int = 224, **kwargs) -> ViT:
         num_classes=0,
         **kwargs,
     )
-    return ViT(model)
+    return ViT(model, pos_embed)

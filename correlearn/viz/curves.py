@@ -41,3 +41,36 @@ def plot_loss_curve(
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def plot_jf_curve(
+    points: Sequence[tuple[int, float]],
+    baselines: dict[str, float],
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """Plot held-out J&F against training steps, with each baseline as a horizontal line.
+
+    Args:
+        points: (step, J&F) of the evaluated checkpoints, in step order.
+        baselines: name -> J&F of a baseline (random init per seed, BN-calibrated init).
+        path: output PNG.
+        title: plot title.
+
+    Returns:
+        ``path``.
+    """
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    ax.plot([s for s, _ in points], [v for _, v in points], "o-", lw=2, label="checkpoint")
+    styles = iter(["--", ":", "-.", (0, (1, 3))])
+    for name, value in baselines.items():
+        ax.axhline(value, ls=next(styles, "--"), lw=1.2, color="0.35", label=name)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("held-out J&F")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -28,6 +28,7 @@ def test_defaults_are_the_papers():
     cfg = CIMPairConfig()
     assert (cfg.context_size, cfg.exemplar_size, cfg.num_exemplars) == (160, 64, 6)
     assert cfg.context_scale == (0.5, 1.0) and cfg.exemplar_scale == (0.0, 1.0)
+    assert cfg.exemplar_fit == "redraw"
     assert cfg.exemplar_shape == pytest.approx((1 / 3, 3.0)) and cfg.rotation == (-45.0, 45.0)
     assert cfg.transform_exemplars and not cfg.transform_context
     aug = cfg.exemplar_aug
@@ -89,6 +90,45 @@ def test_sampled_crops_lie_inside_and_map_area_is_r0():
             assert -45 <= box.angle <= 45
             area = int(gt_map(box, m).sum())
             assert area > 0 and abs(area - box.w * box.h) <= 2 * (box.w + box.h) + 4
+
+
+def _effective_r0(cfg: CIMPairConfig, n: int = 3000, m: int = 160) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    boxes = [sample_exemplar_geometry(rng, m, cfg) for _ in range(n)]
+    return np.array([b.w * b.h / m**2 for b in boxes])
+
+
+def _follows_uniform(r0: np.ndarray, lo: float, hi: float) -> bool:
+    """Kolmogorov-Smirnov at 1% with scipy; without it, the deciles within 0.03 of U(lo, hi)."""
+    try:
+        from scipy.stats import kstest
+    except ImportError:
+        deciles = np.quantile(r0, np.linspace(0.1, 0.9, 9))
+        return bool(np.abs(deciles - (lo + (hi - lo) * np.linspace(0.1, 0.9, 9))).max() < 0.03)
+    return kstest(r0, "uniform", args=(lo, hi - lo)).pvalue > 0.01
+
+
+@pytest.mark.parametrize("scale", [(0.0, 1.0), (0.05, 0.48)])
+def test_effective_r0_follows_the_configured_distribution(scale):
+    cfg = CIMPairConfig(exemplar_scale=scale)
+    r0 = _effective_r0(cfg)
+    assert _follows_uniform(r0, *scale)
+    assert abs(r0.mean() - sum(scale) / 2) < 0.02
+
+
+def test_shrink_switch_biases_r0_down_and_redraw_keeps_large_crops_inside():
+    shrunk = _effective_r0(CIMPairConfig(exemplar_fit="shrink"))
+    assert not _follows_uniform(shrunk, 0.0, 1.0)
+    assert 0.32 < shrunk.mean() < 0.38  # the measured 0.35 of issue 10
+    # Large redrawn crops stay in the ranges, and inside the context although turned.
+    rng = np.random.default_rng(3)
+    cfg = CIMPairConfig(exemplar_scale=(0.9, 1.0))
+    for _ in range(100):
+        box = sample_exemplar_geometry(rng, 160, cfg)
+        corners = box_corners(box)
+        assert corners.min() >= -1e-6 and corners.max() <= 160 + 1e-6
+        assert box.w * box.h / 160**2 >= 0.9 - 1e-9 and -45 <= box.angle <= 45
+        assert 1 / 3 - 1e-9 <= box.h / box.w <= 3 + 1e-9
 
 
 def test_exemplar_equals_context_region():

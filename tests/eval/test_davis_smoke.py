@@ -3,7 +3,6 @@
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 from torch import nn
 
@@ -16,7 +15,8 @@ from correlearn.eval.label_propagation import (
     write_davis_masks,
 )
 
-DAVIS = Path("/work/shared/data/davis2016-train")
+# The embedded copy of DAVIS-2016 bear (byte-identical to the shared split's), so nothing skips.
+DAVIS = Path(__file__).resolve().parents[2] / "data" / "davis-mini"
 
 
 class TinyConv(nn.Module):
@@ -38,7 +38,6 @@ class TinyConv(nn.Module):
         return 4
 
 
-@pytest.mark.skipif(not DAVIS.is_dir(), reason="DAVIS-2016 train split not available")
 def test_bear_end_to_end(tmp_path):
     frames, masks, names = load_davis_sequence(DAVIS, "bear", max_frames=6)
     assert frames[0].shape == (480, 854, 3) and masks[0].max() == 1

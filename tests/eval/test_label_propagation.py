@@ -47,11 +47,11 @@ def small_cfg(**kw):
 def test_position_code_recovers_mask_and_features_once():
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(6)]
-    fn, calls = counting_fn(lambda x: position_code(H, W))
+    fn, calls = counting_fn(lambda x: position_code(H, W).expand(len(x), -1, -1, -1))
     mask = two_objects()
-    preds = propagate_sequence(fn, frames, mask, small_cfg(context_frames=3, topk=5, radius=2))
-    assert len(calls) == len(frames)  # each frame's features exactly once
-    assert calls[0] == (1, 3, H, W)
+    cfg = small_cfg(context_frames=3, topk=5, radius=2, feature_batch=4)
+    preds = propagate_sequence(fn, frames, mask, cfg)
+    assert calls == [(4, 3, H, W), (2, 3, H, W)]  # each frame's features exactly once, batched
     assert len(preds) == len(frames)
     for p in preds:
         np.testing.assert_array_equal(p, mask)
@@ -176,7 +176,7 @@ def test_tiled_matches_dense_reference(window, restrict_first):
     ctx = torch.randn(4, 8, 11, 13, generator=g)
     labels = torch.softmax(torch.randn(4, 3, 11, 13, generator=g), dim=1)
     ref = dense_reference(target, ctx, labels, 3.5, 6, 0.1, window, restrict_first)
-    for tile in (1, 5, 8, 32):
+    for tile in (1, 5, 8, 32, (2, 5), (7, 3)):
         out = propagate_labels(
             target,
             ctx,
@@ -195,11 +195,16 @@ def test_presets():
     vfs = LabelPropConfig.preset("vfs_resnet")
     assert (vfs.context_frames, vfs.topk, vfs.temperature, vfs.radius) == (20, 10, 0.07, 12)
     assert vfs.layer == "res4" and vfs.strides == (1, 2, 1, 1) and vfs.short_side == 480
+    assert (vfs.context, vfs.first_labels, vfs.restrict_first) == ("vfs", "nearest", True)
     dino = LabelPropConfig.preset("dino_vit")
     assert (dino.context_frames, dino.topk, dino.temperature, dino.radius) == (7, 5, 0.1, 12)
-    assert dino.window == "square"
+    assert (dino.window, dino.context, dino.minmax_normalize) == ("square", "queue", True)
     siam = LabelPropConfig.preset("siammae_vit", short_side=240)
     assert (siam.context_frames, siam.topk, siam.radius, siam.short_side) == (20, 7, 20, 240)
+    assert (siam.context, siam.first_labels, siam.restrict_first) == ("crw", "bilinear", False)
+    assert not siam.minmax_normalize
+    with pytest.raises(ValueError):
+        LabelPropConfig(context="dino")
     with pytest.raises(ValueError, match="unknown"):
         LabelPropConfig.preset("nope")
     with pytest.raises(ValueError):

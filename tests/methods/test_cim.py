@@ -6,7 +6,7 @@ import torch
 
 from correlearn.config import ConfigError, validate
 from correlearn.data.cim_pairs import CIMPairConfig, build_cim_batch
-from correlearn.methods.cim import CIM, CIMConfig, CrossAttentionBlock, sincos_2d
+from correlearn.methods.cim import CIM, CIMConfig, CrossAttentionBlock
 from correlearn.methods.cim_losses import (
     MAP_LOSSES,
     balanced_ce_map_loss,
@@ -103,7 +103,7 @@ def test_bootstraps_route_gradients(correlation):
         batch = {k: v.clone().requires_grad_(k != "maps") for k, v in _batch().items()}
         model.training_step(batch)["loss"].backward()
         assert {k for k in ("context", "exemplars") if batch[k].grad is not None} == grad_to
-        assert all(p.grad is not None for p in model.backbone.parameters())
+        assert all(p.grad is not None for p in model.backbone.parameters() if p.requires_grad)
         assert all(p.grad is not None for p in model.decoder.parameters())
         if model.target_backbone is not None:
             assert all(p.grad is None for p in model.target_backbone.parameters())
@@ -180,9 +180,14 @@ def test_exemplar_reduction_and_loss_switch():
         torch.testing.assert_close(model.training_step(batch)["loss"] * 3, out["loss"])
 
 
-def test_sincos_position_encoding():
-    pe = sincos_2d(16, 3, 5)
-    assert pe.shape == (15, 16)
-    # Row-major grid: token 0 is (row 0, col 0) -> sin parts 0, cos parts 1.
-    torch.testing.assert_close(pe[0], torch.tensor([0.0] * 4 + [1.0] * 4 + [0.0] * 4 + [1.0] * 4))
-    assert torch.cdist(pe, pe).add(torch.eye(15) * 1e3).min() > 0.1
+def test_vit_position_table_is_fixed_sincos_by_default():
+    model = CIM(_cfg())
+    assert model.cfg.pos_embed == "sincos"
+    for vit in (model.backbone, model.target_backbone):
+        assert vit.pos_embed_kind == "sincos" and not vit.model.pos_embed.requires_grad
+    model.training_step(_batch())["loss"].backward()
+    assert model.backbone.model.pos_embed.grad is None
+    assert model.backbone.model.blocks[0].attn.qkv.weight.grad is not None
+    learned = CIM(_cfg(pos_embed="learned"))
+    assert learned.backbone.model.pos_embed.requires_grad
+    assert CIM(_cfg("resnet_test", pos_embed="learned")).backbone.out_dim > 0  # ignored for ResNets

@@ -8,6 +8,8 @@ import torch
 from correlearn.config import ConfigError, validate
 from correlearn.methods.orl import ORL, ORLConfig, RoIPairIndex, build_orl_batch, roi_patch
 from correlearn.mining.correspondence import PAIRS_SCHEMA
+from correlearn.train.optim import build_optimizer
+from stages.pretrain_object import PretrainObjectConfig
 
 
 def _cfg(**kw):
@@ -174,3 +176,17 @@ def test_roi_patch_crops_the_box():
     assert patch.shape == (3, 8, 8) and int(patch.min()) == 200
     tiny = roi_patch(img, np.array([59.7, 39.6, 70, 50]), 8, aug, np.random.default_rng(0))
     assert tiny.shape == (3, 8, 8)  # clipped to a 1 px box inside the image
+
+
+def test_stage_optimiser_decays_every_parameter_as_the_reference():
+    # OpenSelfSup SGD without paramwise_options: biases and BN scales/shifts are decayed too.
+    model = ORL(_cfg())
+    opt, _ = build_optimizer(model, PretrainObjectConfig().optim, batch_size=8)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(n.endswith("bn1.bias") for n in trainable)
+    assert [g["weight_decay"] for g in opt.param_groups] == [1e-4]
+    assert set(opt.param_groups[0]["names"]) == trainable
+    switched = PretrainObjectConfig().optim.model_copy(update={"exclude_bias_norm": True})
+    opt, _ = build_optimizer(model, switched, batch_size=8)
+    no_decay = next(g["names"] for g in opt.param_groups if g["weight_decay"] == 0.0)
+    assert any(n.endswith("bn1.bias") for n in no_decay)

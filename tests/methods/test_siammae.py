@@ -15,6 +15,7 @@ from correlearn.methods.siammae import (
     random_masking,
     unpatchify,
 )
+from correlearn.models.pos_embed import sincos_2d
 from correlearn.stage import StageContext
 from correlearn.train.config import TrainConfig
 from stages.pretrain_siammae import STAGE, PretrainSiamMAEConfig
@@ -111,6 +112,14 @@ def test_encoder_masks_f2_only_and_decoder_reads_f1():
         # The cross-attention reads f1: changing f1 changes f2's reconstruction.
         moved = model.reconstruct({"f1": f1.roll(16, dims=-1), "f2": f2}, gen())["pred"]
         assert not torch.allclose(moved, base)
+
+
+def test_encoder_position_table_is_mae_sincos_by_default():
+    model = SiamMAE(_tiny())
+    pe = model.backbone.model.pos_embed
+    assert model.cfg.pos_embed == "sincos" and not pe.requires_grad
+    torch.testing.assert_close(pe[0, 1:], sincos_2d(64, 14, 14))  # vit_test: img_size 224
+    assert SiamMAE(_tiny(pos_embed="learned")).backbone.model.pos_embed.requires_grad
 
 
 def test_pairs_come_from_one_video_with_scaled_gaps(davis_video_dir):

@@ -51,6 +51,10 @@ def test_defaults_are_the_papers():
     assert [m.out_features for m in model.projector if isinstance(m, torch.nn.Linear)] == [512] * 3
     assert [m.out_features for m in model.predictor if isinstance(m, torch.nn.Linear)] == [128, 512]
     assert not hasattr(model, "momentum_update")  # SimSiam: the loop does no EMA step
+    # The ref code's output BN of the projector is affine (SimSiam's code: non-affine, a switch).
+    assert model.projector[-1].affine and model.projector[-1].weight.requires_grad
+    simsiam = VFS(VFSConfig(backbone="resnet_test", proj_last_bn_affine=False))
+    assert not simsiam.projector[-1].affine
     assert (model.backbone.net.layer1[0].bn2.weight == 0).all()  # zero_init_residual
     with pytest.raises(ConfigError, match="even n"):
         validate(VFSConfig, {"sampler": {"n": 5}})

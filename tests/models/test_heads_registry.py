@@ -28,6 +28,7 @@ def test_simsiam_heads():
     proj = simsiam_projector(512, 64)
     assert _kinds(proj) == ["Linear", "BatchNorm1d", "ReLU"] * 2 + ["Linear", "BatchNorm1d"]
     assert not proj[-1].affine and proj[-2].bias is None
+    assert simsiam_projector(512, 64, last_bn_affine=True)[-1].affine  # the VFS ref code's
     pred = simsiam_predictor(64, 16)
     assert _kinds(pred) == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
     assert pred(proj(torch.randn(4, 512))).shape == (4, 64)
@@ -42,7 +43,7 @@ def test_mlp_options():
 
 def test_registry_names_and_errors():
     contract = {"resnet18", "resnet50", "vit_small_patch16", "vit_base_patch16", "vit_small_patch8"}
-    assert contract | {"resnet_test", "vit_test_patch16"} == set(BACKBONES)
+    assert contract | {"resnet_test", "vit_test_patch16", "vit_tiny_patch8"} == set(BACKBONES)
     with pytest.raises(ValueError, match="resnet18.*vit_test_patch16"):
         build_backbone("resnet101")
     net = build_backbone("resnet_test", strides=(1, 2, 1, 1))

@@ -3,7 +3,9 @@ import timm
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+from correlearn.models.pos_embed import sincos_2d
 from correlearn.models.vit import vit_small_patch16, vit_test_patch16
+from correlearn.train.optim import param_groups
 
 
 @pytest.fixture
@@ -73,3 +75,28 @@ def test_vit_small_export_keys_match_timm():
     ref = timm.create_model("vit_small_patch16_224", pretrained=False)
     res = ref.load_state_dict(sd, strict=False)
     assert sorted(res.missing_keys) == ["head.bias", "head.weight"] and not res.unexpected_keys
+
+
+def test_sincos_pos_embed_is_mae_table_and_frozen():
+    torch.manual_seed(0)
+    vit = vit_test_patch16(img_size=64, pos_embed="sincos")
+    pe = vit.model.pos_embed
+    assert not pe.requires_grad and vit.pos_embed_kind == "sincos"
+    torch.testing.assert_close(pe[0, 0], torch.zeros(64))  # CLS position, MAE cls_token=True
+    torch.testing.assert_close(pe[0, 1:], sincos_2d(64, 4, 4))
+    names = [n for g in param_groups(vit.named_parameters(), 0.05, True) for n in g["names"]]
+    assert "model.pos_embed" not in names and "model.cls_token" in names
+    learned = vit_test_patch16(img_size=64)
+    assert learned.model.pos_embed.requires_grad
+    assert not torch.allclose(learned.model.pos_embed[0, 1:], sincos_2d(64, 4, 4))
+    with pytest.raises(ValueError, match="pos_embed"):
+        vit.set_pos_embed("rope")
+
+
+def test_vit_tiny_patch8_is_deit_tiny_widths_at_patch_8():
+    from correlearn.models import build_backbone
+
+    net = build_backbone("vit_tiny_patch8", img_size=64, pos_embed="sincos")
+    assert net.out_dim == 192 and len(net.model.blocks) == 12
+    assert net.model.patch_embed.patch_size == (8, 8)
+    assert not net.model.pos_embed.requires_grad  # MAE's fixed table, as SiamMAE's encoder
