@@ -102,10 +102,10 @@ def davis_copy(dst: Path, seqs=("bear", "surf"), n: int = 6) -> Path:
 
 
 def manifests(home: Path, name: str) -> list[dict]:
+    """The finished artifacts of a stage, oldest first (so ``[-1]`` is the newest)."""
     d = home / "artifacts" / name
-    return (
-        [json.loads(p.read_text()) for p in sorted(d.glob("*/manifest.json"))] if d.is_dir() else []
-    )
+    found = [json.loads(p.read_text()) for p in d.glob("*/manifest.json")] if d.is_dir() else []
+    return sorted(found, key=lambda m: m.get("finished_at") or "")
 
 
 def clean(p: subprocess.CompletedProcess | None, codes=(0,)) -> bool:
@@ -336,15 +336,17 @@ def dead_servers(home: Path) -> dict:
 def signals_mid_training(home: Path) -> dict:
     cfg = home.parent / "cfg.yaml"
     results = []
-    for sig, steps in ((signal.SIGINT, 30), (signal.SIGTERM, 60)):
+    # Budgets far past what runs in the few seconds before the signal: the run must be stopped
+    # by the signal, not finish on its own (a fast machine did 30 steps before a signal at 8 s).
+    for sig, steps in ((signal.SIGINT, 300), (signal.SIGTERM, 400)):
         proc = spawn(home, *train_args(cfg, "pretrain_image.train.ckpt_every=1000",
                                        f"pretrain_image.train.max_steps={steps}"))  # fmt: skip
         wait_for(lambda: any((home / "artifacts").glob("pretrain_image/.partial-*/.mlflow_run_id")))
-        time.sleep(8)
+        time.sleep(4)
         proc.send_signal(sig)
         out = proc.communicate(timeout=120)[0]
         results.append((proc.returncode, ckpt_step(home), "Traceback" in out))
-    p = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=60"))
+    p = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=400"))
     steps = [s for _, s, _ in results]
     kept = all(s > 0 for s in steps) and ("[resuming]" in p.stdout or "[continuing]" in p.stdout)
     return row(f"Ctrl-C, then SIGTERM mid-run (checkpoints at steps {steps[0]}, {steps[1]})",

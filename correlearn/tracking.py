@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -236,8 +237,19 @@ class Tracker:
             self.client.log_artifact(run_id, str(path), artifact_path)
 
     def end(self, run_id: str, ok: bool = True) -> None:
-        """Mark the run FINISHED or FAILED."""
-        self.client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
+        """Mark the run FINISHED or FAILED.
+
+        A store error is raised to the caller, which reports it in one line (a failed run's own
+        error comes first); MLflow's store logger would print it again as a traceback, so it is
+        muted for this call.
+        """
+        store_log = logging.getLogger("mlflow.store.db.utils")
+        level = store_log.level
+        store_log.setLevel(logging.CRITICAL)
+        try:
+            self.client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
+        finally:
+            store_log.setLevel(level)
 
 
 def run_url(tracker: Tracker, run_id: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from correlearn.config import ConfigError
 from correlearn.pipeline import Pipeline, StageResult
 from correlearn.registry import stage_registry
 from correlearn.summary import lp_metric
@@ -154,13 +155,17 @@ def flow_session(flow: str, config: str, overrides, force, stop_after):
     ws = activate()
     tracker = Tracker(ws)
     raw = Pipeline(config, stage_registry(), ws, overrides).raw  # fail fast on a bad config
+    options = flow_options(raw, Path(config).name)
+    unknown = [p for p in options.protocols if p not in stage_registry()]
+    if unknown:  # before any work, not after the training it would evaluate
+        raise ConfigError(f"{Path(config).name}: flow.protocols: unknown stage(s) {unknown}")
     run_id = tracker.start(flow, tags={"flow": flow, "config": str(Path(config).name)})
     tracker.log_artifact(run_id, config, "config")
     tracker.log_params(run_id, {"config": str(config), "overrides": list(overrides)})
     session = FlowSession(
         flow, config, list(overrides), list(force), stop_after, run_id, raw, tracker=tracker
     )
-    session.options = flow_options(raw, Path(config).name)
+    session.options = options
     print(f"== flow {flow} (MLflow run {run_id}) ==", flush=True)
     try:
         yield session

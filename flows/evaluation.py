@@ -41,12 +41,15 @@ class FlowOptions(StrictModel):
         baseline_seeds: seeds of the random-init baselines; two or more give the seed spread.
         bn_calibration_steps: forward passes (lr 0) for the BN-calibrated baseline; 0 disables it.
         knn: run the k-NN probe on the final checkpoint and the seed-0 random init.
+        protocols: further evaluation stages run on the final checkpoint and on the seed-0
+            random init, each with its own config section (e.g. ``[eval_pose, eval_tracking]``).
     """
 
     curve_points: int = Field(1, ge=1)
     baseline_seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
     bn_calibration_steps: int = Field(0, ge=0)
     knn: bool = True
+    protocols: list[str] = Field(default_factory=list)
 
 
 def flow_options(raw: dict[str, Any], config_name: str) -> FlowOptions:
@@ -131,6 +134,15 @@ def train_and_evaluate(
         record["knn"] = s.run(KNN, inputs={"checkpoint": final}, label=f"{KNN}[{name}]")
         seed0 = s.random_init(stage, options.baseline_seeds[0])
         record["knn_random"] = s.run(KNN, inputs={"checkpoint": seed0}, label=f"{KNN}[random]")
+    if options.protocols and final is not None:
+        seed0 = s.random_init(stage, options.baseline_seeds[0])
+        record["protocols"] = {
+            proto: {
+                "checkpoint": s.run(proto, inputs={"checkpoint": final}, label=f"{proto}[{name}]"),
+                "random": s.run(proto, inputs={"checkpoint": seed0}, label=f"{proto}[random]"),
+            }
+            for proto in options.protocols
+        }
     s.record_evaluation(record)
     return final
 

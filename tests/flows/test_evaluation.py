@@ -123,3 +123,16 @@ def test_a_given_checkpoint_is_scored_against_random_inits_of_its_backbone(tmp_p
     (record,) = s.records
     assert record["name"] == "import_checkpoint:f00d0000"
     assert set(record["baselines"]) == {"random-s3", "random-s4"}
+
+
+def test_further_protocols_run_on_the_final_checkpoint_and_the_random_init(tmp_path):
+    s = _Session(tmp_path, backbone_has_bn=False)
+    opts = FlowOptions(curve_points=2, knn=False, protocols=["eval_pose", "eval_tracking"])
+    train_and_evaluate(s, "vfs", "pretrain_vfs", {}, opts)
+    final = [c for c in s.calls if c["stage"] == "pretrain_vfs"][-1]
+    for proto in ("eval_pose", "eval_tracking"):
+        runs = [c for c in s.calls if c["stage"] == proto]
+        assert [c["label"] for c in runs] == [f"{proto}[vfs]", f"{proto}[random]"]
+        assert runs[0]["inputs"]["checkpoint"]["key"] == str(s.calls.index(final) + 1)
+        assert runs[1]["inputs"]["checkpoint"]["stage"] == "init_random"
+    assert set(s.records[0]["protocols"]) == {"eval_pose", "eval_tracking"}
