@@ -137,13 +137,6 @@ class FlowSession:
             if jf is not None:
                 self.tracker.log_metrics(self.parent_run_id, {f"JF_{base}/{record['name']}": jf})
 
-    def evaluate(self, name: str, checkpoint: dict[str, Any] | None) -> None:
-        """Label propagation (DAVIS J&F) and the k-NN probe of one checkpoint, labelled ``name``."""
-        if checkpoint is None:
-            return
-        for stage in ("eval_label_propagation", "eval_knn"):
-            self.run(stage, inputs={"checkpoint": checkpoint}, label=f"{stage}[{name}]")
-
     def summary(self) -> dict[str, Any]:
         """The flow's ``--json`` object."""
         return {"flow": self.flow, "stages": self.results, "evaluations": self.evaluations}
@@ -163,9 +156,16 @@ def flow_session(flow: str, config: str, overrides, force, stop_after):
     tracker.log_artifact(run_id, config, "config")
     tracker.log_params(run_id, {"config": str(config), "overrides": list(overrides)})
     session = FlowSession(
-        flow, config, list(overrides), list(force), stop_after, run_id, raw, tracker=tracker
+        flow,
+        config,
+        list(overrides),
+        list(force),
+        stop_after,
+        run_id,
+        raw,
+        tracker=tracker,
+        options=options,
     )
-    session.options = options
     print(f"== flow {flow} (MLflow run {run_id}) ==", flush=True)
     try:
         yield session

@@ -6,25 +6,10 @@ from pydantic import Field
 
 from correlearn.config import StrictModel
 from correlearn.data.readers import ShardedImages
-from correlearn.methods.byol import BYOL, BYOLConfig, build_byol_batch
+from correlearn.methods.byol import BYOL, BYOLConfig, build_byol_batch, byol_sgd
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.config import OptimConfig, TrainConfig
 from correlearn.train.stage_run import train_configured
-
-
-def _byol_optim() -> OptimConfig:
-    # ORL Sec. 4 "Implementation details": SGD, lr 0.2 x batch/256, wd 1e-4, momentum 0.9,
-    # cosine, 4 warm-up epochs.
-    # The reference configs (ORL configs/selfsup/orl/coco/stage{1,3}/r50_bs512_ep800.py) give
-    # OpenSelfSup an SGD without paramwise_options, so biases and BN parameters are decayed too.
-    return OptimConfig(
-        name="sgd",
-        base_lr=0.2,
-        weight_decay=1e-4,
-        momentum=0.9,
-        warmup_epochs=4,
-        exclude_bias_norm=False,
-    )
 
 
 class PretrainImageConfig(StrictModel):
@@ -32,7 +17,7 @@ class PretrainImageConfig(StrictModel):
 
     method: BYOLConfig = Field(default_factory=BYOLConfig)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=800, batch_size=256))
-    optim: OptimConfig = Field(default_factory=_byol_optim)
+    optim: OptimConfig = Field(default_factory=byol_sgd)
 
 
 def run(ctx: StageContext) -> dict:

@@ -29,6 +29,25 @@ from correlearn.methods.ema import ema_update
 from correlearn.methods.losses import byol_loss
 from correlearn.models import build_backbone
 from correlearn.models.heads import mlp
+from correlearn.train.config import OptimConfig
+
+
+def byol_sgd() -> OptimConfig:
+    """The optimiser of ORL's stages 1 (BYOL) and 3: ORL Sec. 4 "Implementation details".
+
+    SGD, lr 0.2 x batch/256, wd 1e-4, momentum 0.9, cosine, 4 warm-up epochs. The reference
+    configs (ORL ``configs/selfsup/orl/coco/stage{1,3}/r50_bs512_ep800.py``) give OpenSelfSup an
+    SGD without ``paramwise_options``, so biases and BN parameters are decayed too
+    (``exclude_bias_norm=False``; ``optim.exclude_bias_norm: true`` is the switch).
+    """
+    return OptimConfig(
+        name="sgd",
+        base_lr=0.2,
+        weight_decay=1e-4,
+        momentum=0.9,
+        warmup_epochs=4,
+        exclude_bias_norm=False,
+    )
 
 
 class BYOLConfig(StrictModel):
