@@ -336,19 +336,11 @@ def dead_servers(home: Path) -> dict:
 def signals_mid_training(home: Path) -> dict:
     cfg = home.parent / "cfg.yaml"
     results = []
-
-    # Budgets far past what runs in the few seconds before the signal: the run must be stopped
-    # by the signal, not finish on its own (a fast machine did 30 steps before a signal at 8 s).
-    def started() -> int:  # the stage rewrites its run-id file when it (re)starts training
-        files = list((home / "artifacts").glob("pretrain_image/.partial-*/.mlflow_run_id"))
-        return max((f.stat().st_mtime_ns for f in files), default=0)
-
     for sig, steps in ((signal.SIGINT, 300), (signal.SIGTERM, 400)):
-        before = started()
         proc = spawn(home, *train_args(cfg, "pretrain_image.train.ckpt_every=1000",
                                        f"pretrain_image.train.max_steps={steps}"))  # fmt: skip
-        wait_for(lambda b=before: started() > b)
-        time.sleep(6)
+        wait_for(lambda: any((home / "artifacts").glob("pretrain_image/.partial-*/.mlflow_run_id")))
+        time.sleep(8)
         proc.send_signal(sig)
         out = proc.communicate(timeout=120)[0]
         results.append((proc.returncode, ckpt_step(home), "Traceback" in out))
