@@ -83,19 +83,21 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _check_health(name: str, url: str, hint: str, timeout_s: float) -> None:
+    """Raise :class:`TrackingError` unless ``<url>/health`` answers 200 within ``timeout_s``."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout_s) as r:
+            if r.status != 200:
+                raise TrackingError(f"{name}={url}: /health answered {r.status}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingError(f"{name}={url} does not answer ({exc}); {hint}") from None
+
+
 def check_server(uri: str, timeout_s: float = 5.0) -> None:
     """Fail before any work starts when an HTTP tracking server does not answer."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as r:
-            if r.status != 200:
-                raise TrackingError(f"MLflow server {uri} answered /health with {r.status}")
-    except (urllib.error.URLError, OSError) as exc:
-        raise TrackingError(
-            f"MLFLOW_TRACKING_URI={uri} does not answer ({exc}); start it (make server) "
-            "or unset MLFLOW_TRACKING_URI to track in the local store"
-        ) from None
+    if uri.startswith(("http://", "https://")):
+        hint = "start it (make server) or unset MLFLOW_TRACKING_URI to track in the local store"
+        _check_health("MLFLOW_TRACKING_URI", uri, hint, timeout_s)
 
 
 def check_prefect_api(timeout_s: float = 5.0) -> None:
@@ -104,17 +106,9 @@ def check_prefect_api(timeout_s: float = 5.0) -> None:
     Without it Prefect would start the flow, then fail with "Failed to reach API" and a traceback.
     """
     url = os.environ.get("PREFECT_API_URL", "")
-    if not url:
-        return
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout_s) as r:
-            if r.status != 200:
-                raise TrackingError(f"PREFECT_API_URL={url}: /health answered {r.status}")
-    except (urllib.error.URLError, OSError) as exc:
-        raise TrackingError(
-            f"PREFECT_API_URL={url} does not answer ({exc}); start it (make server) or unset "
-            "PREFECT_API_URL to run flows in-process"
-        ) from None
+    if url:
+        hint = "start it (make server) or unset PREFECT_API_URL to run flows in-process"
+        _check_health("PREFECT_API_URL", url, hint, timeout_s)
 
 
 class Tracker:
