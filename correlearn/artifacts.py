@@ -1,4 +1,4 @@
-"""Content-addressed artifact store (ARCHITECTURE.md, "Stages and artifacts").
+"""Content-addressed artifact store (docs/contracts.md, "Artifacts").
 
 Layout: ``<root>/<stage>/<key>/`` holds a finished artifact and its ``manifest.json``. A stage writes
 into ``<root>/<stage>/.partial-<key>/`` and the store renames that folder into place only when the
@@ -23,9 +23,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 MANIFEST = "manifest.json"
+M = TypeVar("M", bound=BaseModel)
 KEY_LENGTH = 16
 # Bookkeeping of a running stage that a snapshot of its partial folder must not carry.
 SNAPSHOT_SKIP = {MANIFEST, ".mlflow_run_id"}
@@ -51,6 +54,26 @@ class ArtifactRef:
     def from_dict(cls, d: dict[str, Any]) -> ArtifactRef:
         """Inverse of :meth:`to_dict` (extra keys such as ``cache_hit`` are ignored)."""
         return cls(stage=d["stage"], key=d["key"], path=d["path"])
+
+    def manifest(self) -> dict[str, Any]:
+        """The artifact's ``manifest.json`` (config, inputs, counts, metrics, metadata)."""
+        return json.loads((Path(self.path) / MANIFEST).read_text())
+
+    def config_as(self, model: type[M], field: str | None = None) -> M:
+        """The producing stage's resolved config, validated as ``model`` (or one field of it).
+
+        A stage reads what another stage was configured with through this typed accessor of a
+        declared input, never by opening the other artifact's files itself.
+
+        Args:
+            model: the pydantic model to validate with (the producer's config model, or the
+                model of one of its fields).
+            field: a top-level field of the producer's config to validate instead of the whole.
+        """
+        raw = self.manifest()["config"]
+        raw = raw[field] if field else raw
+        # The resolved config also holds the stage's extra key material (a dataset spec, say).
+        return model.model_validate({k: v for k, v in raw.items() if k in model.model_fields})
 
 
 def canonical_json(obj: Any) -> str:

@@ -48,6 +48,75 @@ class StageSpec:
     resolve: Callable[[Any, Any], dict[str, Any]] | None = None
     resumable: bool = False
     description: str = ""
+    units: UnitMap | None = None
+
+
+@dataclass(frozen=True)
+class UnitCall:
+    """One computing call of a stage whose work splits into units, as mapped tasks see it.
+
+    Small and JSON-friendly (paths and the config dump), so a Prefect task on another machine can
+    rebuild it: ``UnitCall.from_dict(call.to_dict(), spec)``.
+
+    Attributes:
+        stage: the stage name.
+        config: the validated config section.
+        resolved: the resolved config (with the stage's extra key material, e.g. a dataset spec).
+        inputs: input name -> artifact reference.
+        partial: the stage's partial folder; each unit writes its own file into it.
+        base_dir: folder of the pipeline config (dataset roots resolve from it).
+    """
+
+    stage: str
+    config: Any
+    resolved: dict[str, Any]
+    inputs: dict[str, ArtifactRef]
+    partial: Path
+    base_dir: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only (what a Prefect task is passed)."""
+        return {
+            "stage": self.stage,
+            "config": self.config.model_dump(mode="json"),
+            "resolved": self.resolved,
+            "inputs": {k: v.to_dict() for k, v in self.inputs.items()},
+            "partial": str(self.partial),
+            "base_dir": str(self.base_dir),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], spec: StageSpec) -> UnitCall:
+        """Inverse of :meth:`to_dict`, validating the config with the stage's model."""
+        return cls(
+            d["stage"],
+            spec.config_model.model_validate(d["config"]),
+            d["resolved"],
+            {k: ArtifactRef.from_dict(v) for k, v in d["inputs"].items()},
+            Path(d["partial"]),
+            Path(d["base_dir"]),
+        )
+
+
+@dataclass(frozen=True)
+class UnitMap:
+    """A stage capability: its work splits into independent units (one file each), resumably.
+
+    The stage's own ``run`` computes the units that are not done yet and merges them; a flow on the
+    Dask task runner instead asks the pipeline for the pending units
+    (:meth:`correlearn.pipeline.Pipeline.pending_units`) and maps :attr:`run_unit` over them as
+    Prefect tasks first, so ``run`` then only merges. A unit is done when its file exists (written
+    atomically).
+
+    Attributes:
+        names: ``names(call) -> [unit name]``, every unit of the call in a stable order.
+        done_file: ``done_file(call, unit) -> Path``, the file the unit writes into ``call.partial``.
+        run_unit: ``run_unit(call, unit) -> Path``, compute one unit and return its file.
+    """
+
+    names: Callable[[UnitCall], list[str]]
+    done_file: Callable[[UnitCall, str], Path]
+    run_unit: Callable[[UnitCall, str], Path]
 
 
 class StageContext:

@@ -2,7 +2,7 @@
 
 ``datasets.<name>`` with ``layout: jhmdb | vip | voc07 | otb | got10k`` (the readers live in
 ``correlearn/eval/``: ``pose.py``, ``parts.py``, ``svm.py``, ``otb.py``). The artifact key follows the files a stage reads: their
-paths relative to the root and their sizes are hashed, as ``stages.common.fingerprint`` does for
+paths relative to the root and their sizes are hashed, as ``correlearn.data.fingerprint.fingerprint`` does for
 the other layouts.
 """
 

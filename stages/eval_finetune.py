@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from correlearn.config import ConfigError, StrictModel
+from correlearn.data.fingerprint import fingerprint, get_dataset
 from correlearn.data.sources import DataError, DatasetSpec, list_images
 from correlearn.eval import finetune
 from correlearn.eval.finetune_recipe import recipe
@@ -27,7 +28,6 @@ from correlearn.stage import StageContext, StageSpec
 from correlearn.train.checkpoint import atomic_torch_save
 from correlearn.train.distributed import resolve_device
 from correlearn.viz.curves import plot_loss_curve
-from stages.common import fingerprint, get_dataset
 
 
 class EvalFinetuneConfig(StrictModel):

@@ -14,6 +14,7 @@ from pydantic import Field
 from tqdm import tqdm
 
 from correlearn.config import StrictModel
+from correlearn.data.fingerprint import fingerprint, get_dataset
 from correlearn.data.sources import DatasetSpec, resolve_root
 from correlearn.eval.davis_metrics import evaluate_dataset
 from correlearn.eval.features import dense_feature_fn
@@ -27,7 +28,6 @@ from correlearn.models.io import load_backbone, read_backbone_spec
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.distributed import resolve_device
 from correlearn.viz.overlay import contact_sheet
-from stages.common import fingerprint, get_dataset
 
 Preset = Literal["auto", "vfs_resnet", "dino_vit", "siammae_vit"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from correlearn.config import StrictModel
+from correlearn.data.fingerprint import fingerprint, get_dataset
 from correlearn.data.shards import write_image_shards
 from correlearn.data.sources import DatasetSpec, list_images
 from correlearn.stage import StageContext, StageSpec
-from stages.common import fingerprint, get_dataset
 
 
 class ImageShardsConfig(StrictModel):

@@ -6,11 +6,11 @@ from pydantic import Field, model_validator
 
 from correlearn.config import StrictModel
 from correlearn.data.readers import ShardedVideos
+from correlearn.data.usable_videos import draw_videos, usable_videos
 from correlearn.methods.siammae import SiamMAE, SiamMAEConfig, build_siammae_batch
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.config import OptimConfig, TrainConfig
 from correlearn.train.stage_run import train_configured
-from stages.common import draw_videos, usable_videos
 
 
 def _siammae_optim() -> OptimConfig:

@@ -6,11 +6,11 @@ from pydantic import Field
 
 from correlearn.config import StrictModel
 from correlearn.data.readers import ShardedVideos
+from correlearn.data.usable_videos import draw_videos, usable_videos
 from correlearn.methods.vfs import VFS, VFSConfig, build_vfs_batch
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.config import OptimConfig, TrainConfig
 from correlearn.train.stage_run import train_configured
-from stages.common import draw_videos, usable_videos
 
 
 def _vfs_optim() -> OptimConfig:

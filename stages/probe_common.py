@@ -12,12 +12,12 @@ from pydantic import Field
 
 from correlearn.config import StrictModel
 from correlearn.data.augment import normalize
+from correlearn.data.fingerprint import fingerprint, get_dataset
 from correlearn.data.sources import DataError, DatasetSpec, list_images
 from correlearn.eval.probes import extract_features
 from correlearn.models.io import load_backbone
 from correlearn.stage import StageContext
 from correlearn.train.distributed import resolve_device
-from stages.common import fingerprint, get_dataset
 
 
 class ProbeDataConfig(StrictModel):
