@@ -21,7 +21,7 @@ test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 demo: setup
 	$(BIN)/correlearn flow run demo --config data_specs/demo.yaml

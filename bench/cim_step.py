@@ -27,8 +27,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from correlearn.data.cim_pairs import CIMPairConfig, build_cim_batch
+from correlearn.losses.cim import ce_map_loss
 from correlearn.methods.cim import CIM, CIMConfig
-from correlearn.methods.cim_losses import ce_map_loss
 
 # Dense bf16 tensor-core peaks (FLOP/s), matched by substring of the device name.
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40": 181e12, "A10": 125e12}

@@ -6,7 +6,8 @@ The same JPEGs (DAVIS frames, 854x480) through, in one process:
      crop, no augmentation: the ceiling every pipeline is compared with;
   1. shards, random access by byte offset (``ShardedImages``, what the training stages read),
      full-size decode, then our random-resized crop + flip + normalise (``data/augment.py``);
-  2. the same with reduced-size decode (``data/decode.py``: the crop box is drawn from the header,
+  2. the same with reduced-size decode through the reader option the training stages pass,
+     ``ShardedImages(root, decode="lazy")`` (``data/decode.py``: the crop box is drawn from the header,
      the JPEG decoded at 1/2, 1/4 or 1/8 by DCT scaling where the crop stays at least the output
      size, the box cut at its exact position);
   3. the WebDataset pipeline (sequential tar reads) with the decode + augmentation of 2;
@@ -38,11 +39,12 @@ import numpy as np
 import torch
 
 from correlearn.data.augment import hflip, normalize, random_resized_crop
-from correlearn.data.decode import decode_random_resized_crop
-from correlearn.data.readers import ShardedImages, decode_image, make_wds_pipeline
+from correlearn.data.decode import EncodedImage, decode_image
+from correlearn.data.readers import ShardedImages
 from correlearn.data.shards import write_image_shards
 from correlearn.data.sources import DatasetSpec, list_images
 from correlearn.data.step_loader import make_step_loader
+from correlearn.data.wds_pipeline import make_wds_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "davis2016-train"
@@ -68,9 +70,11 @@ def full_view(data: bytes, rng: np.random.Generator, size: int) -> torch.Tensor:
     return normalize(hflip(random_resized_crop(img, rng, size), 0.5, rng))
 
 
-def reduced_view(data: bytes, rng: np.random.Generator, size: int, scales=None) -> torch.Tensor:
+def reduced_view(
+    img: EncodedImage, rng: np.random.Generator, size: int, scales=None
+) -> torch.Tensor:
     """Path 2: the same draws, decoded at reduced size where the crop allows."""
-    crop, s = decode_random_resized_crop(data, rng, size)
+    crop, s = img.random_resized_crop(rng, size)
     if scales is not None:
         scales[s] += 1
     return normalize(hflip(crop, 0.5, rng))
@@ -79,6 +83,7 @@ def reduced_view(data: bytes, rng: np.random.Generator, size: int, scales=None) 
 def paths_for(size: int, ds: ShardedImages, shards: list[Path], blobs: list[bytes], workers: int,
               scales: collections.Counter) -> dict:  # fmt: skip
     order = np.random.default_rng(0).permutation(len(ds))
+    lazy = ShardedImages(ds.dir, decode="lazy")  # the reader option the training stages pass
 
     def decode_only() -> int:
         for data in blobs:
@@ -94,13 +99,13 @@ def paths_for(size: int, ds: ShardedImages, shards: list[Path], blobs: list[byte
     def shards_reduced() -> int:
         rng = np.random.default_rng(1)
         for i in order:
-            reduced_view(ds.read_bytes(int(i)), rng, size, scales)
+            reduced_view(lazy[int(i)]["image"], rng, size, scales)
         return len(order)
 
     def wds_reduced() -> int:
         rng = np.random.default_rng(1)
         pipe = make_wds_pipeline(shards, shuffle_buffer=100, seed=0, decode="bytes",
-                                 map_fn=lambda s: reduced_view(s["image"], rng, size))  # fmt: skip
+                                 map_fn=lambda s: reduced_view(EncodedImage(s["image"]), rng, size))  # fmt: skip
         return sum(1 for _ in pipe)
 
     batch = 32
@@ -108,7 +113,7 @@ def paths_for(size: int, ds: ShardedImages, shards: list[Path], blobs: list[byte
 
     def build(step, rng, gen):
         idx = rng.integers(0, len(ds), size=batch)
-        return {"x": torch.stack([reduced_view(ds.read_bytes(int(i)), rng, size) for i in idx])}
+        return {"x": torch.stack([reduced_view(lazy[int(i)]["image"], rng, size) for i in idx])}
 
     def loader() -> int:
         with warnings.catch_warnings():
@@ -120,7 +125,7 @@ def paths_for(size: int, ds: ShardedImages, shards: list[Path], blobs: list[byte
     out = {
         "0. bytes in memory, full-size decode only (baseline)": decode_only,
         "1. shards, random access, full decode + crop/flip/normalise": shards_full,
-        "2. shards, random access, reduced decode + crop/flip/normalise": shards_reduced,
+        "2. shards, random access (decode='lazy'), reduced decode + crop/flip/normalise": shards_reduced,
         "3. shards, WebDataset pipeline, reduced decode + aug": wds_reduced,
     }
     if workers > 0:
@@ -158,8 +163,10 @@ def main() -> None:
             share = ", ".join(
                 f"1/{k}: {v / sum(scales.values()):.0%}" for k, v in sorted(scales.items())
             )
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(f"\n{len(items)} frames ({w}x{h} JPEG), output {size}x{size}, 1 thread per "
-                  f"process, best of {args.repeats}; reduced decode used {share}\n")  # fmt: skip
+                  f"process, best of {args.repeats}; reduced decode used {share}; "
+                  f"{os.cpu_count()} cores, load average {load} (shared machine: noisy)\n")  # fmt: skip
             print("| path | img/s | vs decode only |")
             print("| --- | ---: | ---: |")
             for name, rate in rates.items():

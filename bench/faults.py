@@ -53,7 +53,7 @@ def env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def cli_args(*args: str) -> list[str]:
-    return [sys.executable, "-m", "correlearn.cli", *args]
+    return [sys.executable, "-m", "app.cli", *args]
 
 
 def cli(home: Path, *args: str, timeout: float = 300, **extra: str) -> subprocess.CompletedProcess:
@@ -298,7 +298,8 @@ def kill9_mid_artifact(home: Path) -> dict:
     data = davis_copy(home.parent / "d", seqs=SEQS_ALL, n=200)
     cfg = write_config(home.parent, data)
     proc = spawn(home, "stage", "run", "image_shards", "--config", str(cfg))
-    wait_for(lambda: any((home / "artifacts").glob("image_shards/.partial-*/shard-*.tar")), 120)
+    # a shard being written (.shard-N.tar.tmp<pid>) or written: the build is mid-artifact
+    wait_for(lambda: any((home / "artifacts").glob("image_shards/.partial-*/*shard-*.tar*")), 120)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     none = len(manifests(home, "image_shards")) == 1  # only the template's

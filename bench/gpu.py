@@ -76,7 +76,7 @@ def step_closure(method, batch, work, compiled: bool, device: torch.device):
     """One optimiser step (forward, backward, step, EMA) of ``method`` on ``batch``."""
     opt, _ = build_optimizer(method, optim_config(work), len(next(iter(batch.values()))), 1)
     fn = torch.compile(method.training_step) if compiled else method.training_step
-    has_ema = hasattr(method, "momentum_update")
+    has_ema = bool(method.ema_pairs())
     amp = device.type == "cuda"
 
     def one() -> torch.Tensor:

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # stages/ (preset choice) when run as a script
 
 from correlearn.eval.davis_metrics import evaluate_dataset  # noqa: E402
+from correlearn.eval.dense_setup import choose_preset  # noqa: E402
 from correlearn.eval.features import dense_feature_fn, frame_to_tensor, resize_short_side  # noqa: E402
 from correlearn.eval.label_propagation import (  # noqa: E402
     LabelPropConfig,
@@ -39,7 +40,6 @@ from correlearn.eval.label_propagation import (  # noqa: E402
 )
 from correlearn.models import build_backbone  # noqa: E402
 from correlearn.models.io import BackboneLoadError, load_backbone, read_backbone_spec  # noqa: E402
-from stages.eval_label_propagation import choose_preset  # noqa: E402
 
 MODES = ("queue", "vfs", "crw")
 

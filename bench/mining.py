@@ -21,7 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from correlearn.mining.boxes import iou_matrix, orl_filter
+from correlearn.data.box_ops import iou_matrix
+from correlearn.mining.boxes import orl_filter
 from correlearn.mining.proposals import gt_boxes_from_mask, propose_many, recall_at_iou
 
 # torch and faiss are imported inside bench_knn: spawned selective-search workers re-import this

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from correlearn.methods.base import Method
 from correlearn.train.checkpoint import seed_everything
 from correlearn.train.config import OptimConfig, TrainConfig
 from correlearn.train.loop import fit
@@ -84,7 +85,7 @@ class Stamps:
         return (w[-1] - w[0]) / n, (c[-1] - c[0]) / n
 
 
-class Probe(torch.nn.Module):
+class Probe(Method):
     """A near-zero-cost method: one linear layer, an EMA copy, two named losses."""
 
     base_tau = 0.99
@@ -99,10 +100,8 @@ class Probe(torch.nn.Module):
         loss = (self.backbone(x) - self.target(x)).square().mean() + self.backbone(x).mean()
         return {"loss": loss, "loss_aux": loss.detach()}
 
-    @torch.no_grad()
-    def momentum_update(self, tau: float) -> None:
-        for t, o in zip(self.target.parameters(), self.backbone.parameters(), strict=True):
-            t.mul_(tau).add_(o, alpha=1 - tau)
+    def ema_pairs(self) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
+        return [(self.backbone, self.target)]
 
 
 def loop_cost_ms(args, log_fn) -> float:
@@ -155,7 +154,7 @@ def bare(method, batch, work, args) -> tuple[float, float]:
     """Mean (wall, CPU) s/step of the plain forward / backward / step / EMA loop."""
     stamps = Stamps()
     opt, _ = build_optimizer(method, _optim(work), args.batch, 1)
-    has_ema = hasattr(method, "momentum_update")
+    has_ema = bool(method.ema_pairs())
     method.train()
     batches = stamps.data_fn(batch)(0)
     for _ in range(args.steps + args.warmup + 1):

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from correlearn.data.cim_pairs import CIMPairConfig, build_cim_batch
-from correlearn.methods import METHODS
+from correlearn.pretrain import METHODS
 from correlearn.train.config import OptimConfig
 
 
@@ -77,8 +77,9 @@ WORKLOADS: dict[str, Workload] = {
 
 def build(work: Workload, extra: dict[str, Any] | None = None) -> nn.Module:
     """Instantiate the workload's method (paper defaults + ``work.cfg`` + ``extra`` overrides)."""
-    cls, cfg_cls = METHODS[work.method]
-    return cls(cfg_cls(**{**work.cfg, **(extra or {})}))
+    spec = METHODS[work.method]
+    method_cfg = spec.config.model_fields["method"].annotation
+    return spec.build(method_cfg(**{**work.cfg, **(extra or {})}))
 
 
 def optim_config(work: Workload) -> OptimConfig:

@@ -3,8 +3,9 @@
 
 Takes the newest ``$CORRELEARN_HOME/reports/*.html`` (or the file given), then:
 
-1. ``--dump-dom``: the rendered DOM must hold the report's section ids (``summary``, ``stages``,
-   ``jf``, ``loss-curves``, ``pictures``) and at least ``--min-images`` embedded images;
+1. ``--dump-dom``: the rendered DOM must hold the report's section ids
+   (:data:`correlearn.report.SECTION_IDS`: ``summary``, ``stages``, ``jf``, ``loss-curves``,
+   ``pictures``) and at least ``--min-images`` embedded images;
 2. ``--screenshot`` (1280 px wide): the picture must not be blank (enough distinct colours and
    contrast).
 
@@ -23,7 +24,8 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-REQUIRED_IDS = ("summary", "stages", "jf", "loss-curves", "pictures")
+from correlearn.report import SECTION_IDS as REQUIRED_IDS
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = [
     "--headless",

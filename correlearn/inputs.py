@@ -12,7 +12,7 @@ from pathlib import Path
 from correlearn.artifacts import ArtifactError, ArtifactRef, ArtifactStore
 from correlearn.config import ConfigError
 from correlearn.models.io import BACKBONE_FILE, BACKBONE_SPEC
-from correlearn.pipeline import StageResult
+from correlearn.records import StageRun
 from correlearn.stage import StageSpec
 
 CHECKPOINT_INPUT = "checkpoint"
@@ -58,7 +58,7 @@ def find_checkpoint(store: ArtifactStore, key: str, what: str | None = None) -> 
 
 def resolve_inputs(
     store: ArtifactStore, spec: StageSpec, given: dict[str, str]
-) -> dict[str, StageResult]:
+) -> dict[str, StageRun]:
     """Artifacts for the named inputs of ``spec``, checked against each input's kind.
 
     Raises:
@@ -85,5 +85,5 @@ def resolve_inputs(
                     f"{what}: {stage}/{full} is a {stage} artifact; {name} takes {spec.inputs[name]}"
                 )
             ref = store.ref(stage, full)
-        out[name] = StageResult(ref, cache_hit=True)
+        out[name] = StageRun.of(ref)
     return out

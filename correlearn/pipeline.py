@@ -8,21 +8,15 @@ pass inputs explicitly and run one stage per Prefect task.
 
 from __future__ import annotations
 
-import json
 import sys
-import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from correlearn import __version__
 from correlearn.artifacts import ArtifactRef, ArtifactStore, compute_key
-from correlearn.budgets import find_answer, prepare_partial, request_key, snapshot_key
+from correlearn.budgets import find_answer
 from correlearn.config import (
     ConfigError,
     apply_overrides,
-    budget_fields,
     deep_merge,
     key_material,
     load_yaml,
@@ -30,30 +24,13 @@ from correlearn.config import (
     validate,
     with_defaults,
 )
-from correlearn.stage import StageContext, StageSpec
+from correlearn.records import StageRun
+from correlearn.stage import StageSpec, UnitCall
+from correlearn.stage_call import Budget, Call, compute, tags
 from correlearn.tracking import Tracker
 from correlearn.workspace import Workspace
 
 RESERVED_SECTIONS = {"datasets", "flow"}
-RUN_ID_FILE = ".mlflow_run_id"
-
-
-@dataclass(frozen=True)
-class StageResult:
-    """Outcome of one stage: the artifact, whether it was a cache hit, whether it was forced."""
-
-    ref: ArtifactRef
-    cache_hit: bool
-    forced: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` object of a stage: ``{"stage", "key", "cache_hit", "path"}`` (+ forced)."""
-        return {**self.ref.to_dict(), "cache_hit": self.cache_hit, "forced": self.forced}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StageResult:
-        """Inverse of :meth:`to_dict`."""
-        return cls(ArtifactRef.from_dict(d), bool(d["cache_hit"]), bool(d.get("forced", False)))
 
 
 class Pipeline:
@@ -82,7 +59,7 @@ class Pipeline:
         self.store = ArtifactStore(ws.artifacts)
         self.tracker = tracker
         self.parent_run_id = parent_run_id
-        self._results: dict[str, StageResult] = {}
+        self._results: dict[str, StageRun] = {}
         unknown = set(self.raw) - set(registry) - RESERVED_SECTIONS - self._aliases()
         if unknown:
             raise ConfigError(
@@ -123,17 +100,17 @@ class Pipeline:
     def run_stage(
         self,
         stage: str,
-        inputs: dict[str, StageResult] | None = None,
+        inputs: dict[str, StageRun] | None = None,
         section: str | None = None,
         overrides: dict | None = None,
         force: bool = False,
         force_upstream: frozenset[str] = frozenset(),
-    ) -> StageResult:
+    ) -> StageRun:
         """Return the stage's artifact, computing it unless an identical one exists.
 
         Args:
             stage: stage name.
-            inputs: input name -> upstream result; missing inputs are resolved from the stage's
+            inputs: input name -> upstream run; missing inputs are resolved from the stage's
                 default producers (recursively, through the cache).
             section: config section to read (default the stage name; ``stage@variant`` allowed).
             overrides: field overrides applied on top of the section.
@@ -141,44 +118,78 @@ class Pipeline:
             force_upstream: stages to force while resolving missing inputs.
 
         Returns:
-            The result; ``forced`` is set when this artifact was recomputed over an existing one,
+            The run; ``forced`` is set when this artifact was recomputed over an existing one,
             so descendants recompute too (their keys alone would not change).
         """
         spec = self._spec(stage)
         config = self.section(stage, section, overrides)
-        inputs = dict(inputs or {})
-        for name, producer in spec.inputs.items():
-            if name not in inputs:
-                memo = f"{producer}"
-                if memo not in self._results:
-                    self._results[memo] = self.run_stage(
-                        producer, force=producer in force_upstream, force_upstream=force_upstream
-                    )
-                inputs[name] = self._results[memo]
+        inputs = self._resolve_inputs(spec, dict(inputs or {}), force_upstream)
         refs = {k: v.ref for k, v in inputs.items()}
         key, resolved = self.key_of(stage, config, refs)
         force = force or any(v.forced for v in inputs.values())
-        budget = _Budget.of(spec, config, key)
+        budget = Budget.of(spec, config, key)
         if not force and (hit := self._cached(spec, key, budget)) is not None:
-            self._record_cache_hit(spec, hit, resolved, refs)
+            run_id = self._record_cache_hit(spec, hit, resolved, refs)
             print(f"[cache hit] {stage} {hit} -> {self.store.path(stage, hit)}", flush=True)
-            return StageResult(self.store.ref(stage, hit), cache_hit=True)
+            return self._run(stage, hit, cache_hit=True, run_id=run_id)
         with self.store.lock(stage, key):
             if not force and (hit := self._cached(spec, key, budget, quiet=True)) is not None:
-                return StageResult(self.store.ref(stage, hit), cache_hit=True)
+                return self._run(stage, hit, cache_hit=True)
             existed = self._answer(spec, key, budget) is not None
-            job = {
-                "config": str(self.config_path),
-                "overrides": self.overrides,
-                "stage": stage,
-                "section": section,
-                "stage_overrides": overrides,
-                "inputs": {k: v.to_dict() for k, v in refs.items()},
-            }
-            ref = self._compute(spec, config, resolved, refs, key, job, budget, force)
-        return StageResult(ref, cache_hit=False, forced=force and existed)
+            call = Call(spec, config, resolved, refs, key, budget, force)
+            ref, run_id, seconds = compute(
+                call, self.store, self.tracker, self.parent_run_id, self.base_dir, self.raw
+            )
+        return StageRun(
+            ref.stage, ref.key, ref.path, cache_hit=False, forced=force and existed,
+            label=stage, seconds=seconds, mlflow_run_id=run_id,
+        )  # fmt: skip
 
-    def _answer(self, spec: StageSpec, key: str, budget: _Budget | None) -> str | None:
+    def _resolve_inputs(
+        self, spec: StageSpec, inputs: dict[str, StageRun], force_upstream: frozenset[str]
+    ) -> dict[str, StageRun]:
+        """The given inputs plus the missing ones from their default producers (memoised)."""
+        for name, producer in spec.inputs.items():
+            if name not in inputs:
+                if producer not in self._results:
+                    self._results[producer] = self.run_stage(
+                        producer, force=producer in force_upstream, force_upstream=force_upstream
+                    )
+                inputs[name] = self._results[producer]
+        return inputs
+
+    def _run(self, stage: str, key: str, cache_hit: bool, run_id: str | None = None) -> StageRun:
+        ref = self.store.ref(stage, key)
+        seconds = self.store.manifest(stage, key).get("seconds")
+        return StageRun(
+            stage, key, ref.path, cache_hit, label=stage, seconds=seconds, mlflow_run_id=run_id
+        )
+
+    def pending_units(
+        self, stage: str, inputs: dict[str, StageRun], force: bool = False
+    ) -> tuple[UnitCall, list[str]] | None:
+        """The units a computing call of ``stage`` still has to do, for mapping them elsewhere.
+
+        Returns None when the call would be a cache hit (nothing to map) or the stage has no
+        units. Otherwise the partial folder exists and each unit's file goes into it; the stage's
+        own run then only computes what is still missing and merges.
+        """
+        spec = self._spec(stage)
+        if spec.units is None:
+            return None
+        config = self.section(stage)
+        refs = {k: v.ref for k, v in inputs.items()}
+        key, resolved = self.key_of(stage, config, refs)
+        force = force or any(v.forced for v in inputs.values())
+        if not force and self._cached(spec, key, Budget.of(spec, config, key), quiet=True):
+            return None
+        partial = self.store.partial_path(stage, key)
+        partial.mkdir(parents=True, exist_ok=True)
+        call = UnitCall(stage, config, resolved, refs, partial, self.base_dir)
+        todo = [u for u in spec.units.names(call) if not spec.units.done_file(call, u).is_file()]
+        return call, todo
+
+    def _answer(self, spec: StageSpec, key: str, budget: Budget | None) -> str | None:
         if budget is None:
             return key if self.store.exists(spec.name, key) else None
         return find_answer(
@@ -186,7 +197,7 @@ class Pipeline:
         )
 
     def _cached(
-        self, spec: StageSpec, key: str, budget: _Budget | None, quiet: bool = False
+        self, spec: StageSpec, key: str, budget: Budget | None, quiet: bool = False
     ) -> str | None:
         """The key of an intact finished artifact answering this call, or None (recompute)."""
         hit = self._answer(spec, key, budget)
@@ -204,149 +215,18 @@ class Pipeline:
             return None
         return hit
 
-    def _record_cache_hit(self, spec: StageSpec, key: str, resolved: dict, refs: dict) -> None:
+    def _record_cache_hit(
+        self, spec: StageSpec, key: str, resolved: dict, refs: dict
+    ) -> str | None:
+        """An MLflow run for the cache hit (params and metrics of the run that computed it)."""
         if not self.tracker:
-            return
+            return None
         manifest = self.store.manifest(spec.name, key)
         run_id = self.tracker.start(
-            spec.name, self.parent_run_id, self._tags(spec, key, refs, cache_hit=True)
+            spec.name, self.parent_run_id, tags(spec, key, refs, cache_hit=True)
         )
         self.tracker.set_tags(run_id, {"source_run_id": manifest.get("mlflow_run_id", "")})
         self.tracker.log_params(run_id, resolved)
         self.tracker.log_metrics(run_id, manifest.get("metrics", {}))
         self.tracker.end(run_id)
-
-    @staticmethod
-    def _tags(spec: StageSpec, key: str, refs: dict[str, ArtifactRef], cache_hit: bool) -> dict:
-        tags = {"stage": spec.name, "key": key, "cache_hit": str(cache_hit).lower()}
-        tags.update({f"input.{k}": f"{v.stage}/{v.key}" for k, v in refs.items()})
-        return tags
-
-    def _compute(self, spec, config, resolved, refs, key, job, budget, force) -> ArtifactRef:
-        # A forced budgeted call starts its schedule over; anything else resumable continues.
-        keep = spec.resumable and not (force and budget is not None)
-        partial = self.store.begin(spec.name, key, keep_partial=keep)
-        if budget is not None and not force:
-            at = prepare_partial(self.store, spec.name, key, partial, budget.max_steps)
-            if at:
-                print(f"[continuing] {spec.name} {key} from step {at}", flush=True)
-        run_file = partial / RUN_ID_FILE
-        previous = run_file.read_text().strip() if run_file.exists() else None
-        resumed = previous is not None
-        run_id = None
-        if self.tracker:
-            run_id = self.tracker.start(
-                spec.name,
-                self.parent_run_id,
-                self._tags(spec, key, refs, cache_hit=False),
-                resume_run_id=previous,
-            )
-            run_file.write_text(run_id)
-            self.tracker.log_params(run_id, resolved)
-        verb = "resuming" if resumed else "running"
-        print(f"[{verb}] {spec.name} {key}", flush=True)
-        ctx = StageContext(
-            spec, config, resolved, refs, partial, self.tracker, run_id, self.base_dir, resumed
-        )
-        ctx.job = job  # how to rebuild this call in another process (torchrun workers)
-        started = time.time()
-        try:
-            with self.store.hold(refs):  # gc must not remove an input while the stage reads it
-                meta = spec.run(ctx) or {}
-        except BaseException:
-            self._end_failed(spec, run_id)
-            raise
-        finished = time.time()
-        manifest = {
-            "stage": spec.name,
-            "version": spec.version,
-            "key": key,
-            "config": resolved,
-            "inputs": {k: {"stage": v.stage, "key": v.key} for k, v in refs.items()},
-            "counts": ctx.counts,
-            "skipped": ctx.skipped,
-            "metrics": ctx.metrics,
-            "pictures": ctx.pictures,
-            "metadata": meta,
-            "started_at": _iso(started),
-            "finished_at": _iso(finished),
-            "seconds": round(finished - started, 3),
-            "mlflow_run_id": run_id,
-            "package_version": __version__,
-        }
-        run_file.unlink(missing_ok=True)
-        ref = self._commit(spec, key, partial, manifest, budget, ctx.progress)
-        if self.tracker and run_id:
-            self.tracker.log_artifact(run_id, Path(ref.path) / "manifest.json")
-            self.tracker.log_metrics(run_id, {"seconds": finished - started, **ctx.counts})
-            self.tracker.set_tags(run_id, {"artifact_path": ref.path, "key": ref.key})
-            self.tracker.end(run_id)
-        print(
-            f"[done] {spec.name} {ref.key} in {finished - started:.1f} s -> {ref.path}", flush=True
-        )
-        return ref
-
-    def _commit(self, spec, key, partial, manifest, budget, progress) -> ArtifactRef:
-        """Commit the partial folder as ``key``, or snapshot it when a budget stopped the run."""
-        if budget is None:
-            return self.store.commit(spec.name, key, manifest)
-        progress = progress or {}
-        step = progress.get("step")
-        manifest.update(
-            schedule_key=key,
-            stopped_at_step=step,
-            total_steps=progress.get("total_steps"),
-            budget=budget.values,
-            requests=[budget.request],
-        )
-        if not progress.get("stopped_on_budget"):
-            return self.store.commit(spec.name, key, manifest)
-        skey = snapshot_key(spec.name, spec.version, key, step)
-        with self.store.lock(spec.name, skey):
-            if self.store.exists(spec.name, skey):  # same weights (seeded); keep its requests
-                old = self.store.manifest(spec.name, skey).get("requests", [])
-                manifest["requests"] = sorted(set(old) | {budget.request})
-            manifest["key"] = skey
-            return self.store.snapshot(spec.name, partial, skey, manifest)
-
-    def _end_failed(self, spec: StageSpec, run_id: str | None) -> None:
-        # The stage's own error (disk full, say) must reach the user; failing to record it in
-        # MLflow too is only a warning (the run is marked KILLED at the next start).
-        if not (self.tracker and run_id):
-            return
-        try:
-            self.tracker.end(run_id, ok=False)
-        except Exception as exc:  # noqa: BLE001 - any tracking failure
-            warnings.warn(
-                f"{spec.name}: could not mark MLflow run {run_id} FAILED "
-                f"({type(exc).__name__}: {exc}); the stage's own error follows",
-                stacklevel=3,
-            )
-
-
-@dataclass(frozen=True)
-class _Budget:
-    """The budget of one call of a stage with budget fields (a training stage)."""
-
-    values: dict[str, Any]  # dotted field -> value, the fields that are set
-    max_steps: int | None
-    request: str
-
-    @classmethod
-    def of(cls, spec: StageSpec, config: Any, key: str) -> _Budget | None:
-        fields = budget_fields(config)
-        if not fields:
-            return None
-        values = {k: v for k, (_, v) in fields.items() if v is not None}
-        steps = [v for kind, v in fields.values() if kind == "steps" and v is not None]
-        req = request_key(spec.name, spec.version, key, values)
-        return cls(values, min(steps) if steps else None, req)
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
-
-
-def dumps_result(obj: dict[str, Any]) -> str:
-    """One-line JSON for the CLI's ``--json`` contract."""
-    return json.dumps(obj, sort_keys=False)
+        return run_id

@@ -18,6 +18,9 @@ from correlearn.artifacts import MANIFEST, ArtifactRef
 
 FLOW_RESULT = "flow_result.json"
 METRICS = "metrics.json"
+LOSS_CURVE = "pictures/loss_curve.png"  # a training artifact's loss curve
+# The evaluation stage whose runs the J&F tables and curves read (by their ``subject``).
+LP_STAGE = "eval_label_propagation"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -53,6 +56,11 @@ class StageRun:
     subject: str | None = None
     seconds: float | None = None
     mlflow_run_id: str | None = None
+
+    @classmethod
+    def of(cls, ref: ArtifactRef, cache_hit: bool = True) -> StageRun:
+        """The run of an existing artifact (an input given by key, say)."""
+        return cls(ref.stage, ref.key, ref.path, cache_hit, label=ref.stage)
 
     @property
     def ref(self) -> ArtifactRef:

@@ -133,6 +133,7 @@ class StageContext:
         run_id: str | None,
         base_dir: Path,
         resumed: bool,
+        snapshot: dict[str, Any] | None = None,
     ):
         self.spec = spec
         self.config = config
@@ -143,11 +144,12 @@ class StageContext:
         self.run_id = run_id
         self.base_dir = base_dir
         self.resumed = resumed
+        # The pipeline config mapping the call was resolved from (a flow's snapshot).
+        self.snapshot = snapshot or {}
         self.counts: dict[str, int] = {}
         self.skipped: list[dict[str, str]] = []
         self.metrics: dict[str, float] = {}
         self.pictures: list[str] = []
-        self.job: dict[str, Any] = {}
         # Set by training stages: {"step", "total_steps", "stopped_on_budget"} (correlearn.budgets).
         self.progress: dict[str, Any] | None = None
 

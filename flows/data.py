@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.common import flow_session
+from flows.session import flow_session
 
 
 @flow(name="data")
@@ -20,4 +20,4 @@ def data_flow(
         videos = s.run("video_shards")
         if videos:
             s.run("frame_index", inputs={"videos": videos})
-    return s.summary()
+    return s.summary().to_dict()

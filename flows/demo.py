@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from prefect import flow
 
-from correlearn.summary import curve_table, demo_table
+from correlearn.demo_tables import curve_table, demo_table
+from correlearn.records import FlowRun
 from correlearn.workspace import activate
-from flows.common import flow_session, publish_run
 from flows.evaluation import evaluate_checkpoint
+from flows.methods import METHOD_FLOWS
+from flows.publish import publish_run
+from flows.session import flow_session
 
 
 @flow(name="checkpoints")
@@ -22,7 +25,7 @@ def checkpoints_flow(
     with flow_session("checkpoints", config, overrides or [], force or [], stop_after) as s:
         for key in keys or []:
             evaluate_checkpoint(s, key, s.options)
-    return s.summary()
+    return s.summary().to_dict()
 
 
 @flow(name="demo")
@@ -39,21 +42,19 @@ def demo_flow(
     ``checkpoints`` (artifact keys, ``correlearn flow run demo --checkpoint KEY``) are evaluated
     after the methods, with the same protocol and baselines, and get rows of their own.
     """
-    from flows import METHOD_FLOWS
-
-    results = []
-    for name in methods or list(METHOD_FLOWS):
-        results.append(METHOD_FLOWS[name](config, overrides or [], force or [], stop_after))
+    runs = [
+        FlowRun.from_dict(METHOD_FLOWS[name](config, overrides or [], force or [], stop_after))
+        for name in methods or list(METHOD_FLOWS)
+    ]
     if checkpoints:
-        results.append(
-            checkpoints_flow(config, overrides or [], force or [], stop_after, checkpoints)
-        )
-    table = demo_table(results) + "\n\nJ&F vs steps (held-out):\n\n" + curve_table(results)
+        out = checkpoints_flow(config, overrides or [], force or [], stop_after, checkpoints)
+        runs.append(FlowRun.from_dict(out))
+    table = demo_table(runs) + "\n\nJ&F vs steps (held-out):\n\n" + curve_table(runs)
     ws = activate()
-    out = {"flow": "demo", "stages": [s for r in results for s in r["stages"]], "table": table}
-    report = publish_run({**out, "flows": results}, config=config, overrides=overrides)
+    demo = FlowRun("demo", [r for run in runs for r in run.stages], flows=runs, table=table)
+    report = publish_run(demo, config=config, overrides=overrides)
     print("\n" + table + "\n", flush=True)
     print(f"artifacts: {ws.artifacts}", flush=True)
     print(f"report:    {report}", flush=True)
     print("MLflow UI: make ui  (http://127.0.0.1:5000)", flush=True)
-    return out
+    return demo.to_dict()

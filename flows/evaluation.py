@@ -1,7 +1,7 @@
 """How a method flow trains and evaluates a checkpoint so that its numbers mean something.
 
 For one training stage, :func:`train_and_evaluate` runs (as cached stages, through the flow's
-:class:`~flows.common.FlowSession`):
+:class:`~flows.session.FlowSession`):
 
 1. the training stage at a few step budgets of one schedule (``flow.curve_points``), the last being
    the configured ``train.max_steps``; each budget is its own checkpoint artifact, so label
@@ -26,8 +26,9 @@ from typing import Any
 from pydantic import Field
 
 from correlearn.config import StrictModel, validate
+from correlearn.records import LP_STAGE, CurvePoint, MethodEvaluation, StageRun
 
-LP = "eval_label_propagation"
+LP = LP_STAGE
 KNN = "eval_knn"
 
 
@@ -70,79 +71,90 @@ def curve_budgets(max_steps: int | None, points: int) -> list[int | None]:
     return [round(max_steps * (i + 1) / points) for i in range(points)]
 
 
-def _metadata(result: dict[str, Any] | None) -> dict[str, Any]:
-    import json
-    from pathlib import Path
-
-    if not result:
-        return {}
-    try:
-        manifest = json.loads((Path(result["path"]) / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return manifest.get("metadata") or {}
+def _metadata(run: StageRun | None) -> dict[str, Any]:
+    """The ``metadata`` of a run's manifest (empty for no run)."""
+    return (run.manifest().get("metadata") or {}) if run else {}
 
 
-def _eval_lp(s, name: str, ckpt: dict | None, preset: str | None) -> dict | None:
+def _eval_lp(s, subject: str, ckpt: StageRun | None, preset: str | None) -> StageRun | None:
     if ckpt is None:
         return None
     overrides = {"preset": preset} if preset else None
-    return s.run(LP, inputs={"checkpoint": ckpt}, overrides=overrides, label=f"{LP}[{name}]")
+    return s.run(
+        LP,
+        inputs={"checkpoint": ckpt},
+        overrides=overrides,
+        label=f"{LP}[{subject}]",
+        subject=subject,
+    )
+
+
+def _eval(s, stage: str, subject: str, ckpt: StageRun | None) -> StageRun | None:
+    """Any other evaluation stage of a checkpoint (k-NN, a further protocol)."""
+    return s.run(stage, inputs={"checkpoint": ckpt}, label=f"{stage}[{subject}]", subject=subject)
+
+
+def _train_curve(s, stage: str, inputs: dict[str, Any], budgets: list) -> list[StageRun | None]:
+    """The training stage at each budget of one schedule (each its own checkpoint artifact)."""
+    ckpts = []
+    for budget in budgets:
+        label = stage if budget == budgets[-1] else f"{stage}@{budget}"
+        over = {"train": {"max_steps": budget}} if budget is not None else None
+        ckpts.append(s.run(stage, inputs=inputs, overrides=over, label=label))
+    return ckpts
+
+
+def _bn_init(s, name, stage, inputs, options, preset) -> StageRun | None:
+    """The method's initial weights after lr-0 passes of its pipeline, evaluated (module doc)."""
+    over = {
+        "train": {"max_steps": options.bn_calibration_steps},
+        "optim": {"base_lr": 0.0, "min_lr": 0.0},
+    }
+    calib = s.run(stage, inputs=inputs, overrides=over, label=f"{stage}[bn-init]")
+    return _eval_lp(s, f"{name}-bn-init", calib, preset)
 
 
 def train_and_evaluate(
     s, name: str, stage: str, inputs: dict[str, Any], options: FlowOptions
-) -> dict[str, Any] | None:
+) -> StageRun | None:
     """Train ``stage`` (at the curve's budgets), evaluate it and its baselines; see module doc.
 
     Args:
-        s: the flow's :class:`~flows.common.FlowSession`.
+        s: the flow's :class:`~flows.session.FlowSession`.
         name: the checkpoint's name in tables (``"vfs"``).
         stage: the training stage (``"pretrain_vfs"``).
         inputs: the training stage's inputs.
         options: the ``flow:`` section.
 
     Returns:
-        The final checkpoint's stage result (None when the flow stopped before it).
+        The final checkpoint's stage run (None when the flow stopped before it).
     """
-    train = s.section(stage).train
-    budgets = curve_budgets(train.max_steps, options.curve_points)
-    ckpts = []
-    for budget in budgets:
-        label = stage if budget == budgets[-1] else f"{stage}@{budget}"
-        over = {"train": {"max_steps": budget}} if budget is not None else None
-        ckpts.append(s.run(stage, inputs=inputs, overrides=over, label=label))
+    budgets = curve_budgets(s.section(stage).train.max_steps, options.curve_points)
+    ckpts = _train_curve(s, stage, inputs, budgets)
     final = ckpts[-1]
     ev = _eval_lp(s, name, final, None)
     preset = _metadata(ev).get("preset")
-    record = {"name": name, "stage": stage, "preset": preset, "points": [], "baselines": {}}
+    record = MethodEvaluation(name, stage, preset)
     for budget, ckpt in zip(budgets[:-1], ckpts[:-1], strict=True):
         res = _eval_lp(s, f"{name}@{budget}", ckpt, preset)
-        record["points"].append({"steps": _metadata(ckpt).get("steps", budget), "lp": res})
-    record["points"].append({"steps": _metadata(final).get("steps"), "lp": ev})
+        record.points.append(CurvePoint(_metadata(ckpt).get("steps", budget), res))
+    record.points.append(CurvePoint(_metadata(final).get("steps"), ev))
     for seed in options.baseline_seeds:
         init = s.random_init(stage, seed)
-        record["baselines"][f"random-s{seed}"] = _eval_lp(s, f"random-s{seed}", init, preset)
+        record.baselines[f"random-s{seed}"] = _eval_lp(s, f"random-s{seed}", init, preset)
     if options.bn_calibration_steps and s.has_batchnorm(stage):
-        over = {
-            "train": {"max_steps": options.bn_calibration_steps},
-            "optim": {"base_lr": 0.0, "min_lr": 0.0},
-        }
-        calib = s.run(stage, inputs=inputs, overrides=over, label=f"{stage}[bn-init]")
-        record["baselines"]["bn-init"] = _eval_lp(s, f"{name}-bn-init", calib, preset)
+        record.baselines["bn-init"] = _bn_init(s, name, stage, inputs, options, preset)
     if options.knn and final is not None:
-        record["knn"] = s.run(KNN, inputs={"checkpoint": final}, label=f"{KNN}[{name}]")
+        record.knn = _eval(s, KNN, name, final)
         seed0 = s.random_init(stage, options.baseline_seeds[0])
-        record["knn_random"] = s.run(KNN, inputs={"checkpoint": seed0}, label=f"{KNN}[random]")
+        record.knn_random = _eval(s, KNN, "random", seed0)
     if options.protocols and final is not None:
         seed0 = s.random_init(stage, options.baseline_seeds[0])
-        record["protocols"] = {
-            proto: {
-                "checkpoint": s.run(proto, inputs={"checkpoint": final}, label=f"{proto}[{name}]"),
-                "random": s.run(proto, inputs={"checkpoint": seed0}, label=f"{proto}[random]"),
+        for proto in options.protocols:
+            record.protocols[proto] = {
+                "checkpoint": _eval(s, proto, name, final),
+                "random": _eval(s, proto, "random", seed0),
             }
-            for proto in options.protocols
-        }
     s.record_evaluation(record)
     return final
 
@@ -160,16 +172,16 @@ def evaluate_checkpoint(s, key: str, options: FlowOptions) -> None:
 
     store = ArtifactStore(activate().artifacts)
     stage, full = store.find(key)
-    ckpt = {**store.ref(stage, full).to_dict(), "cache_hit": True, "forced": False}
-    spec = read_backbone_spec(ckpt["path"])
+    ref = store.ref(stage, full)
+    ckpt = StageRun(stage, full, ref.path, cache_hit=True, label=stage)
+    spec = read_backbone_spec(ckpt.path)
     name = f"{stage}:{full[:8]}"
     ev = _eval_lp(s, name, ckpt, None)
     preset = _metadata(ev).get("preset")
-    record = {"name": name, "stage": stage, "preset": preset, "baselines": {}}
-    record["points"] = [{"steps": _metadata(ckpt).get("steps"), "lp": ev}]
+    record = MethodEvaluation(name, stage, preset, [CurvePoint(_metadata(ckpt).get("steps"), ev)])
     for seed in options.baseline_seeds:
         init = s.random_backbone(spec["backbone"], spec.get("backbone_kwargs") or {}, seed)
-        record["baselines"][f"random-s{seed}"] = _eval_lp(s, f"random-s{seed}", init, preset)
+        record.baselines[f"random-s{seed}"] = _eval_lp(s, f"random-s{seed}", init, preset)
     if options.knn:
-        record["knn"] = s.run(KNN, inputs={"checkpoint": ckpt}, label=f"{KNN}[{name}]")
+        record.knn = _eval(s, KNN, name, ckpt)
     s.record_evaluation(record)

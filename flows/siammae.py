@@ -1,24 +1,7 @@
-"""Flow ``siammae``: video shards -> frame index -> pre-training -> label propagation vs random init."""
+"""Flow ``siammae``: video shards -> frame index -> SiamMAE pre-training -> label propagation against its baselines."""
 
-from __future__ import annotations
+from flows.method_flow import method_flow
 
-from prefect import flow
-
-from flows.common import flow_session
-from flows.evaluation import train_and_evaluate
-
-
-@flow(name="siammae")
-def siammae_flow(
-    config: str,
-    overrides: list[str] | None = None,
-    force: list[str] | None = None,
-    stop_after: str | None = None,
-) -> dict:
-    """Pre-train siammae on the frame-gap index and evaluate it; returns ``{"flow", "stages"}``."""
-    with flow_session("siammae", config, overrides or [], force or [], stop_after) as s:
-        videos = s.run("video_shards")
-        frames = s.run("frame_index", inputs={"videos": videos})
-        inputs = {"videos": videos, "frames": frames}
-        train_and_evaluate(s, "siammae", "pretrain_siammae", inputs, s.options)
-    return s.summary()
+siammae_flow = method_flow(
+    "siammae", "pretrain_siammae", "SiamMAE masked frame-pair pre-training and its evaluations"
+)

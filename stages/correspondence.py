@@ -1,34 +1,31 @@
 """Stage ``correspondence``: top-ranked RoI pairs between kNN images (ORL Sec. 3.1 Stage 2 (iii)).
 
 Each filtered RoI is cropped, resized to 224 and embedded with the stage-1 backbone (pooled res5,
-L2-normalised, as the reference ``Correspondence.forward_test``); every image's RoIs are embedded
-once and cached on disk (a memory map in the partial folder, removed at the end), however many
-kNN lists the image appears in. For each (image, neighbour) pair the top ``int(pair_ratio x query
-RoIs)`` pairs of the cosine matrix are kept (N = 10%, Sec. 3.2; Table 5b). Outputs:
-``pairs.parquet`` and the same pairs as the reference ``*_instance_correspondence.json``.
+L2-normalised, as the reference ``Correspondence.forward_test``), each image's RoIs once
+(:func:`~correlearn.mining.correspondence.mine_collection_pairs`). For each (image, neighbour) pair
+the top ``int(pair_ratio x query RoIs)`` pairs of the cosine matrix are kept (N = 10%, Sec. 3.2;
+Table 5b). Outputs: ``pairs.parquet`` and the same pairs as the reference
+``*_instance_correspondence.json`` (:mod:`correlearn.mining.ref_json`), whose ``info`` block
+carries the filter settings of the ``proposals`` input.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 from pydantic import Field
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from correlearn.config import NOT_IN_KEY, StrictModel
 from correlearn.data.readers import ShardedImages
-from correlearn.mining.correspondence import crop_boxes, embed_boxes, export_ref_json, mine_pairs
+from correlearn.mining.box_shards import ProposalsConfig, read_boxes
+from correlearn.mining.correspondence import mine_collection_pairs
+from correlearn.mining.neighbour_table import read_neighbour_ids
+from correlearn.mining.ref_json import export_ref_json
 from correlearn.models.io import load_backbone
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.distributed import resolve_device
 from correlearn.viz.mining import pair_picture
-from stages.proposals import read_boxes
 
 JSON_NAME = "correspondence.json"
 
@@ -55,40 +52,16 @@ class CorrespondenceConfig(StrictModel):
     picture_pairs: int = Field(4, ge=0)
 
 
-class _Crops(Dataset):
-    def __init__(self, images: ShardedImages, boxes: list[np.ndarray], size: int):
-        self.images, self.boxes, self.size = images, boxes, size
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return crop_boxes(self.images[i]["image"], self.boxes[i], self.size)
-
-
-class _Rows:
-    """``rows[i]`` -> the (B_i, D) slice of image ``i`` in a flat (sum B_i, D) array."""
-
-    def __init__(self, flat: np.ndarray, starts: np.ndarray):
-        self.flat, self.starts = flat, starts
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return np.asarray(self.flat[self.starts[i] : self.starts[i + 1]])
-
-
-def _knn_ids(knn_dir: Path, keys: list[str], k: int | None) -> np.ndarray:
-    table = pq.read_table(knn_dir / "knn.parquet")
-    pos = {key: i for i, key in enumerate(keys)}
-    rows = dict(
-        zip(table.column("key").to_pylist(), table.column("nbr_keys").to_pylist(), strict=True)
-    )
-    width = max((len(v) for v in rows.values()), default=0)
-    width = min(width, k) if k is not None else width
-    ids = np.full((len(keys), width), -1, dtype=np.int64)
-    for i, key in enumerate(keys):
-        nbrs = [pos[n] for n in rows.get(key, [])][:width]
-        ids[i, : len(nbrs)] = nbrs
-    return ids
+def _ref_info(prop: ProposalsConfig, knn_k: int, pair_ratio: float) -> dict:
+    """The reference JSON's ``info`` block: the settings the pairs were mined with."""
+    return {
+        "bbox_min_size": prop.min_size,
+        "bbox_max_aspect_ratio": prop.aspect_range[1],
+        "bbox_max_iou": prop.iou_thresh,
+        "intra_bbox_num": prop.max_boxes,
+        "knn_image_num": knn_k,
+        "knn_bbox_pair_ratio": pair_ratio,
+    }
 
 
 def run(ctx: StageContext) -> dict:
@@ -97,37 +70,19 @@ def run(ctx: StageContext) -> dict:
     images = ShardedImages(ctx.input_path("shards"))
     keys = images.keys
     boxes = read_boxes(ctx.input_path("proposals"), keys)
-    ids = _knn_ids(ctx.input_path("knn"), keys, cfg.knn_k)
+    ids = read_neighbour_ids(ctx.input_path("knn"), keys, cfg.knn_k)
     device = resolve_device(cfg.device)
     backbone = load_backbone(ctx.input_path("checkpoint")).to(device)
-    starts = np.concatenate([[0], np.cumsum([len(b) for b in boxes])]).astype(np.int64)
-    cache = ctx.out_dir / "box_embeddings.tmp"
-    shape = (int(starts[-1]), backbone.out_dim)
-    flat = (
-        np.lib.format.open_memmap(cache, "w+", np.float32, shape) if shape[0] else np.zeros(shape)
-    )
-    loader = DataLoader(
-        _Crops(images, boxes, cfg.crop_size), batch_size=None, num_workers=cfg.num_workers
-    )
-    for i, crops in enumerate(tqdm(loader, total=len(keys), desc="embed RoIs", unit="img")):
-        if len(crops):
-            flat[starts[i] : starts[i + 1]] = embed_boxes(backbone, crops, cfg.batch_size, device)
-    table = mine_pairs(keys, ids, boxes, _Rows(flat, starts), cfg.pair_ratio)
-    del flat
-    cache.unlink(missing_ok=True)
+    table, n_rois = mine_collection_pairs(
+        images, keys, boxes, ids, backbone, ctx.out_dir / "box_embeddings.tmp",
+        cfg.pair_ratio, cfg.crop_size, cfg.batch_size, cfg.num_workers, device,
+    )  # fmt: skip
     pq.write_table(table, ctx.out_dir / "pairs.parquet")
-    prop = json.loads((ctx.input_path("proposals") / "manifest.json").read_text())["config"]
-    info = {
-        "bbox_min_size": prop["min_size"],
-        "bbox_max_aspect_ratio": prop["aspect_range"][1],
-        "bbox_max_iou": prop["iou_thresh"],
-        "intra_bbox_num": prop["max_boxes"],
-        "knn_image_num": int(ids.shape[1]),
-        "knn_bbox_pair_ratio": cfg.pair_ratio,
-    }
+    prop = ctx.inputs["proposals"].config_as(ProposalsConfig)
+    info = _ref_info(prop, int(ids.shape[1]), cfg.pair_ratio)
     export_ref_json(table, ctx.out_dir / JSON_NAME, dict(zip(keys, boxes, strict=True)), keys, info)
     ctx.count("images", len(keys))
-    ctx.count("rois", int(starts[-1]))
+    ctx.count("rois", n_rois)
     ctx.count("pairs", table.num_rows)
     ctx.count("knn_k", ids.shape[1])
     if table.num_rows:

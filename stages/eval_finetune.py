@@ -1,7 +1,8 @@
 """Stage ``eval_finetune``: end-to-end fine-tuning on a class-folder set, top-1 / top-5 (CIM Tables 5-6).
 
-Recipes in ``correlearn/eval/finetune_recipe.py`` (``vit_mae`` for ViTs, ``resnet_rsb_a3`` for
-ResNets); the library loop is ``correlearn/eval/finetune.py``. The fine-tuned backbone is written
+Recipes in :mod:`correlearn.eval.finetune_recipe` (``vit_mae`` for ViTs, ``resnet_rsb_a3`` for
+ResNets); the library loop is :mod:`correlearn.eval.finetune`, the labels those of the probes
+(:func:`correlearn.eval.probe_data.labelled_images`). The fine-tuned backbone is written
 as ``backbone.pt`` + ``backbone.json``, so the artifact is itself a checkpoint.
 """
 
@@ -13,17 +14,19 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from correlearn.config import ConfigError, StrictModel
+from correlearn.config import StrictModel
 from correlearn.data.fingerprint import fingerprint, get_dataset
-from correlearn.data.sources import DataError, DatasetSpec, list_images
+from correlearn.data.sources import DatasetSpec
 from correlearn.eval import finetune
-from correlearn.eval.finetune_recipe import recipe
+from correlearn.eval.finetune_recipe import check_recipe, recipe
+from correlearn.eval.probe_data import labelled_images
 from correlearn.models.io import (
     BACKBONE_FILE,
     load_backbone,
     read_backbone_spec,
     write_backbone_spec,
 )
+from correlearn.records import METRICS
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.checkpoint import atomic_torch_save
 from correlearn.train.distributed import resolve_device
@@ -68,15 +71,7 @@ def _resolve(cfg: EvalFinetuneConfig, pipe) -> dict:
 
 def _items(resolved: dict, base) -> tuple[list[str], np.ndarray]:
     spec = DatasetSpec.model_validate(resolved["dataset"])
-    items = list_images(spec, base)
-    if spec.layout in ("davis", "frame_folders"):
-        names = sorted({it.key.split("/")[0] for it in items})
-        return [it.path for it in items], np.array(
-            [names.index(it.key.split("/")[0]) for it in items]
-        )
-    labels = np.array([it.label for it in items])
-    if (labels < 0).any():
-        raise DataError(f"{spec.root}: layout {spec.layout} has no labels to fine-tune on")
+    items, labels = labelled_images(spec, base, purpose="to fine-tune on")
     return [it.path for it in items], labels
 
 
@@ -97,13 +92,7 @@ def run(ctx: StageContext) -> dict:
     spec = read_backbone_spec(ckpt)
     hp = recipe(cfg.recipe, spec["backbone"], cfg.hparams)
     vit = spec["backbone"].startswith("vit")
-    if hp.drop_path > 0 and not vit:
-        raise ConfigError(
-            f"eval_finetune.hparams.drop_path: {hp.drop_path}, but {spec['backbone']} "
-            "(torchvision blocks) has no stochastic depth; set it to 0"
-        )
-    if (hp.mixup > 0 or hp.cutmix > 0) and hp.batch_size % 2:
-        raise ConfigError(f"eval_finetune.hparams.batch_size: {hp.batch_size}: mixup needs even")
+    check_recipe(hp, spec["backbone"])
     (tr_p, tr_y), (te_p, te_y) = _data(ctx, cfg)
     device = resolve_device(cfg.device)
     backbone = load_backbone(ckpt, **({"drop_path_rate": hp.drop_path} if vit else {}))
@@ -118,18 +107,11 @@ def run(ctx: StageContext) -> dict:
     history = finetune.train(model, tr_p, tr_y, hp, total, spe, cfg.seed, device, log)
     metrics = {**finetune.evaluate(model, te_p, te_y, hp, device), "steps": total}
     metrics["final_loss"] = history[-1][1]
-    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (ctx.out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
     ctx.log_metrics({k: v for k, v in metrics.items() if k.startswith("top")})
     plot_loss_curve(history, ctx.out_dir / "loss.png", "fine-tuning")
     ctx.picture(ctx.out_dir / "loss.png")
-    state = model.backbone.export_state_dict()
-    if model.avg:
-        # The pooled ViT trained fc_norm in place of the final norm; export it under that name so
-        # the artifact loads as a checkpoint (dense features then use the fine-tuned norm).
-        state.update(
-            {f"norm.{k}": v.detach().clone() for k, v in model.fc_norm.state_dict().items()}
-        )
-    atomic_torch_save(state, ctx.out_dir / BACKBONE_FILE)
+    atomic_torch_save(finetune.backbone_state(model), ctx.out_dir / BACKBONE_FILE)
     write_backbone_spec(ctx.out_dir, spec["backbone"], spec.get("backbone_kwargs", {}), "finetune")
     ctx.count("train_images", len(tr_p))
     ctx.count("test_images", len(te_p))

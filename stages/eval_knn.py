@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
+import torch
 from pydantic import Field
 
-from correlearn.eval.probes import knn_classify
-from correlearn.stage import StageContext, StageSpec
-from stages.probe_common import ProbeDataConfig, probe_features, resolve_probe_data
+from correlearn.eval.probe_data import ProbeDataConfig
+from correlearn.eval.probe_stage import probe_stage
+from correlearn.eval.probes import ProbeResult, knn_classify
 
 
 class EvalKNNConfig(ProbeDataConfig):
@@ -18,24 +17,11 @@ class EvalKNNConfig(ProbeDataConfig):
     temperature: float = Field(0.07, gt=0)
 
 
-def run(ctx: StageContext) -> dict:
-    """Write ``metrics.json`` with ``top1`` (and ``top5`` with more than 5 classes)."""
-    cfg: EvalKNNConfig = ctx.config
-    f = probe_features(ctx, cfg)
-    res = knn_classify(
+def knn_probe(f: dict[str, torch.Tensor], cfg: EvalKNNConfig) -> ProbeResult:
+    """The k-NN classifier of the test split against the train split."""
+    return knn_classify(
         f["train"], f["train_labels"], f["test"], f["test_labels"], cfg.k, cfg.temperature
     )
-    (ctx.out_dir / "metrics.json").write_text(json.dumps(res.metrics, indent=2))
-    ctx.log_metrics(res.metrics)
-    return res.metrics
 
 
-STAGE = StageSpec(
-    name="eval_knn",
-    version=1,
-    config_model=EvalKNNConfig,
-    run=run,
-    inputs={"checkpoint": "pretrain_image"},
-    resolve=resolve_probe_data,
-    description="k-NN probe on frozen features",
-)
+STAGE = probe_stage("eval_knn", 1, EvalKNNConfig, knn_probe, "k-NN probe on frozen features")

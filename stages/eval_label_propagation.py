@@ -1,7 +1,8 @@
 """Stage ``eval_label_propagation``: DAVIS video object segmentation by label propagation.
 
-Frozen features, the first frame's mask propagated through the video, scored with J&F
-(METHODS.md, "Evaluation protocols").
+Frozen features, the first frame's mask propagated through the video (VFS Sec. 4.1; the protocol
+and its presets: :mod:`correlearn.eval.label_propagation`), scored with the DAVIS J&F
+(:mod:`correlearn.eval.davis_metrics`).
 """
 
 from __future__ import annotations
@@ -17,19 +18,15 @@ from correlearn.config import StrictModel
 from correlearn.data.fingerprint import fingerprint, get_dataset
 from correlearn.data.sources import DatasetSpec, resolve_root
 from correlearn.eval.davis_metrics import evaluate_dataset
-from correlearn.eval.features import dense_feature_fn
+from correlearn.eval.dense_setup import Preset, dense_setup
 from correlearn.eval.label_propagation import (
-    LabelPropConfig,
     load_davis_sequence,
     propagate_sequence,
     write_davis_masks,
 )
-from correlearn.models.io import load_backbone, read_backbone_spec
+from correlearn.records import METRICS
 from correlearn.stage import StageContext, StageSpec
-from correlearn.train.distributed import resolve_device
 from correlearn.viz.overlay import contact_sheet
-
-Preset = Literal["auto", "vfs_resnet", "dino_vit", "siammae_vit"]
 
 
 class EvalLabelPropConfig(StrictModel):
@@ -55,15 +52,6 @@ class EvalLabelPropConfig(StrictModel):
     precision: Literal["fp32", "bf16"] = "fp32"
 
 
-def choose_preset(preset: str, spec: dict[str, Any]) -> str:
-    """``preset`` itself, or for ``auto`` the protocol of the checkpoint's backbone and method."""
-    if preset != "auto":
-        return preset
-    if spec["backbone"].startswith("resnet"):
-        return "vfs_resnet"
-    return "siammae_vit" if spec.get("method") == "siammae" else "dino_vit"
-
-
 def _resolve(cfg: EvalLabelPropConfig, pipe) -> dict:
     return {"source": fingerprint(get_dataset(pipe, cfg.dataset), pipe.base_dir, videos=True)}
 
@@ -71,22 +59,17 @@ def _resolve(cfg: EvalLabelPropConfig, pipe) -> dict:
 def run(ctx: StageContext) -> dict:
     """Propagate every sequence's first mask, write DAVIS PNGs, score J&F, draw contact sheets."""
     cfg: EvalLabelPropConfig = ctx.config
-    spec = read_backbone_spec(ctx.input_path("checkpoint"))
-    preset = choose_preset(cfg.preset, spec)
-    lp = LabelPropConfig.preset(preset, **cfg.params)
-    overrides = (
-        {"strides": tuple(lp.strides)} if lp.strides and "resnet" in spec["backbone"] else {}
+    dense = dense_setup(
+        ctx.input_path("checkpoint"), cfg.preset, {}, cfg.params, cfg.device, cfg.precision
     )
-    backbone = load_backbone(ctx.input_path("checkpoint"), **overrides)
-    device = resolve_device(cfg.device)
-    feature_fn = dense_feature_fn(backbone.to(device), lp.layer, cfg.precision)
+    lp, device = dense.lp, dense.device
     data = DatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
     root = resolve_root(data, ctx.base_dir)
     seqs = data.sequences or sorted(p.name for p in (root / "JPEGImages" / "480p").iterdir())
     masks_dir = ctx.out_dir / "masks"
     ctx.info(
-        f"{len(seqs)} sequences, preset {preset}, context {lp.context} "
-        f"({spec['backbone']}, {device}, {cfg.precision})"
+        f"{len(seqs)} sequences, preset {dense.meta['preset']}, context {lp.context} "
+        f"({dense.meta['backbone']}, {device}, {cfg.precision})"
     )
     for seq in tqdm(seqs, "label propagation", disable=None):
         n_jpg = len(list((root / "JPEGImages" / "480p" / seq).glob("*.jpg")))
@@ -98,7 +81,7 @@ def run(ctx: StageContext) -> dict:
             ctx.skip(seq, f"{len(frames)} frames: J&F needs at least 3")
             continue
         with torch.inference_mode():
-            preds = propagate_sequence(feature_fn, frames, gts[0], lp, device)
+            preds = propagate_sequence(dense.feature_fn, frames, gts[0], lp, device)
         write_davis_masks(masks_dir, seq, preds, names)
         sheet = ctx.out_dir / "pictures" / f"{seq}.png"
         sheet.parent.mkdir(exist_ok=True)
@@ -106,12 +89,12 @@ def run(ctx: StageContext) -> dict:
         ctx.picture(sheet)
     done = [s for s in seqs if (masks_dir / s).is_dir()]
     metrics = evaluate_dataset(masks_dir, root / "Annotations" / "480p", done, cfg.max_frames)
-    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (ctx.out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
     ctx.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
     for seq, m in metrics["per_sequence"].items():
         ctx.log_metrics({f"JF/{seq}": m["JF_mean"]})
     ctx.count("sequences", len(done))
-    return {"preset": preset, "label_propagation": lp.model_dump(mode="json"), **spec}
+    return dense.meta
 
 
 STAGE = StageSpec(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
+import torch
 from pydantic import Field
 
-from correlearn.eval.probes import linear_probe
-from correlearn.stage import StageContext, StageSpec
-from stages.probe_common import ProbeDataConfig, probe_features, resolve_probe_data
+from correlearn.eval.probe_data import ProbeDataConfig
+from correlearn.eval.probe_stage import probe_stage
+from correlearn.eval.probes import ProbeResult, linear_probe
 
 
 class EvalLinearConfig(ProbeDataConfig):
@@ -19,25 +18,15 @@ class EvalLinearConfig(ProbeDataConfig):
     weight_decay: float = Field(0.0, ge=0)
 
 
-def run(ctx: StageContext) -> dict:
-    """Write ``metrics.json`` with ``top1`` (and ``top5`` with more than 5 classes)."""
-    cfg: EvalLinearConfig = ctx.config
-    f = probe_features(ctx, cfg)
+def train_linear(f: dict[str, torch.Tensor], cfg: EvalLinearConfig) -> ProbeResult:
+    """The linear classifier trained on the train split, tested on the test split."""
     res, _ = linear_probe(
         f["train"], f["train_labels"], f["test"], f["test_labels"],
         epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, seed=cfg.seed,
     )  # fmt: skip
-    (ctx.out_dir / "metrics.json").write_text(json.dumps(res.metrics, indent=2))
-    ctx.log_metrics(res.metrics)
-    return res.metrics
+    return res
 
 
-STAGE = StageSpec(
-    name="eval_linear",
-    version=1,
-    config_model=EvalLinearConfig,
-    run=run,
-    inputs={"checkpoint": "pretrain_image"},
-    resolve=resolve_probe_data,
-    description="linear probe on frozen features",
+STAGE = probe_stage(
+    "eval_linear", 1, EvalLinearConfig, train_linear, "linear probe on frozen features"
 )

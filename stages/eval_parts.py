@@ -1,11 +1,12 @@
 """Stage ``eval_parts``: VIP semantic part propagation on frozen features, scored with mIoU.
 
-The UVC protocol that SiamMAE Table 1 follows (``correlearn/eval/parts.py``).
+The UVC protocol that SiamMAE Table 1 follows (:mod:`correlearn.eval.parts`); the shared set-up
+is :func:`~correlearn.eval.propagation_stage.propagation_stage`.
 """
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -13,11 +14,12 @@ from tqdm import tqdm
 
 from correlearn.config import StrictModel
 from correlearn.eval import parts
+from correlearn.eval.dense_setup import Preset
+from correlearn.eval.eval_datasets import EvalDatasetSpec
 from correlearn.eval.label_propagation import write_davis_masks
-from correlearn.stage import StageContext, StageSpec
+from correlearn.eval.propagation_stage import PropagationRun, propagation_stage
+from correlearn.stage import StageContext
 from correlearn.viz.overlay import contact_sheet
-from stages.eval_datasets import EvalDatasetSpec, eval_root, fingerprint_files, get_eval_dataset
-from stages.eval_dense import Preset, propagation_setup
 
 # SiamMAE Sec. 4.2 "a single context frame" (UVC --pre_num 1) and Table 4b's VIP column
 # (top-k 10, neighbourhood 8; its queue length 20 is ``params: {context_frames: 20}``).
@@ -49,34 +51,25 @@ class EvalPartsConfig(StrictModel):
     device: str = "auto"
 
 
-def _videos(spec: EvalDatasetSpec, root, cfg: EvalPartsConfig) -> list[str]:
+def _videos(spec: EvalDatasetSpec, root: Path, cfg: EvalPartsConfig) -> list[str]:
     return (spec.videos or parts.read_video_list(root, cfg.split))[: spec.max_items]
 
 
-def _resolve(cfg: EvalPartsConfig, pipe) -> dict:
-    spec = get_eval_dataset(pipe, cfg.dataset, "vip")
-    root = eval_root(spec, pipe.base_dir)
+def _files(root: Path, videos: list[str]) -> list[Path]:
     ann = parts.annotation_dir(root)
     files = []
-    for v in _videos(spec, root, cfg):
+    for v in videos:
         files += sorted((root / "Images" / v).glob("*.jpg")) + sorted((ann / v).glob("*.png"))
-    return {"source": fingerprint_files(spec, root, files)}
+    return files
 
 
-def run(ctx: StageContext) -> dict:
+def _evaluate(ctx: StageContext, prop: PropagationRun) -> dict:
     """Propagate each video's first part map, write PNGs and contact sheets, score mIoU."""
     cfg: EvalPartsConfig = ctx.config
-    spec = EvalDatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
-    root = eval_root(spec, ctx.base_dir)
-    feature_fn, lp, meta, device = propagation_setup(
-        ctx, cfg.preset, PROTOCOL, cfg.params, cfg.device
-    )
-    videos = _videos(spec, root, cfg)
-    ctx.info(f"{len(videos)} videos, preset {meta['preset']}, {cfg.image_size}px ({device})")
-    n = len(parts.CLASSES)
+    dense, n = prop.dense, len(parts.CLASSES)
     hist = None
-    for video in tqdm(videos, "part propagation", disable=None):
-        frames, gts, names = parts.load_video(root, video)
+    for video in tqdm(prop.videos, "part propagation", disable=None):
+        frames, gts, names = parts.load_video(prop.root, video)
         frames, gts, names = (
             frames[: cfg.max_frames],
             gts[: cfg.max_frames],
@@ -85,7 +78,9 @@ def run(ctx: StageContext) -> dict:
         if len(frames) < 2:
             ctx.skip(video, f"{len(frames)} frame(s): nothing to propagate to")
             continue
-        preds = parts.propagate_parts(feature_fn, frames, gts[0], lp, cfg.image_size, n, device)
+        preds = parts.propagate_parts(
+            dense.feature_fn, frames, gts[0], dense.lp, cfg.image_size, n, dense.device
+        )
         write_davis_masks(ctx.out_dir / "masks", video, preds, names)
         h = parts.score_video(preds, gts, n, cfg.score_first)
         hist = h if hist is None else hist + h
@@ -95,20 +90,19 @@ def run(ctx: StageContext) -> dict:
         contact_sheet(frames, preds, shown, n=6, path=sheet)
         ctx.picture(sheet)
     if hist is None:
-        raise ValueError(f"{root}: no video with at least 2 frames to evaluate")
-    metrics = parts.miou(hist)
-    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    ctx.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
+        raise ValueError(f"{prop.root}: no video with at least 2 frames to evaluate")
     ctx.count("videos", len(list((ctx.out_dir / "masks").iterdir())))
-    return meta
+    return parts.miou(hist)
 
 
-STAGE = StageSpec(
-    name="eval_parts",
-    version=1,
-    config_model=EvalPartsConfig,
-    run=run,
-    inputs={"checkpoint": "pretrain_image"},
-    resolve=_resolve,
+STAGE = propagation_stage(
+    "eval_parts",
+    1,
+    EvalPartsConfig,
+    layout="vip",
+    protocol=PROTOCOL,
+    videos=_videos,
+    files=_files,
+    evaluate=_evaluate,
     description="VIP part propagation + mIoU on frozen features",
 )

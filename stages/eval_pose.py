@@ -1,11 +1,12 @@
 """Stage ``eval_pose``: JHMDB keypoint propagation on frozen features, scored with PCK@0.1/0.2.
 
-The CRW / UVC protocol that SiamMAE Table 1 and VFS follow (``correlearn/eval/pose.py``).
+The CRW / UVC protocol that SiamMAE Table 1 and VFS follow (:mod:`correlearn.eval.pose`); the
+shared set-up is :func:`~correlearn.eval.propagation_stage.propagation_stage`.
 """
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -14,10 +15,11 @@ from tqdm import tqdm
 
 from correlearn.config import StrictModel
 from correlearn.eval import pose
-from correlearn.stage import StageContext, StageSpec
+from correlearn.eval.dense_setup import Preset
+from correlearn.eval.eval_datasets import EvalDatasetSpec
+from correlearn.eval.propagation_stage import PropagationRun, propagation_stage
+from correlearn.stage import StageContext
 from correlearn.viz.keypoints import keypoint_sheet
-from stages.eval_datasets import EvalDatasetSpec, eval_root, fingerprint_files, get_eval_dataset
-from stages.eval_dense import Preset, propagation_setup
 
 # SiamMAE App. A / Sec. 4.2: "a single context frame" (UVC): the first frame + the last one.
 PROTOCOL = {"context_frames": 1, "short_side": None}
@@ -54,62 +56,54 @@ class EvalPoseConfig(StrictModel):
     device: str = "auto"
 
 
-def _videos(spec: EvalDatasetSpec, root, cfg: EvalPoseConfig) -> list[str]:
+def _videos(spec: EvalDatasetSpec, root: Path, cfg: EvalPoseConfig) -> list[str]:
     videos = spec.videos or pose.read_split(root, cfg.split, cfg.subset)
     return videos[: spec.max_items]
 
 
-def _resolve(cfg: EvalPoseConfig, pipe) -> dict:
-    spec = get_eval_dataset(pipe, cfg.dataset, "jhmdb")
-    root = eval_root(spec, pipe.base_dir)
+def _files(root: Path, videos: list[str]) -> list[Path]:
     files = []
-    for v in _videos(spec, root, cfg):
+    for v in videos:
         files += sorted((root / "Rename_Images" / v).glob("*.png"))
         files.append(root / "joint_positions" / v / "joint_positions.mat")
-    return {"source": fingerprint_files(spec, root, [f for f in files if f.is_file()])}
+    return [f for f in files if f.is_file()]
 
 
-def run(ctx: StageContext) -> dict:
+def _evaluate(ctx: StageContext, prop: PropagationRun) -> dict:
     """Propagate each video's first-frame joints, write predictions, PCK and pictures."""
     cfg: EvalPoseConfig = ctx.config
-    spec = EvalDatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
-    root = eval_root(spec, ctx.base_dir)
-    feature_fn, lp, meta, device = propagation_setup(
-        ctx, cfg.preset, PROTOCOL, cfg.params, cfg.device
-    )
-    videos = _videos(spec, root, cfg)
-    ctx.info(f"{len(videos)} videos, preset {meta['preset']}, {cfg.image_size}px ({device})")
+    dense = prop.dense
     pred_dir, pic_dir = ctx.out_dir / "keypoints", ctx.out_dir / "pictures"
     pred_dir.mkdir(exist_ok=True)
     pic_dir.mkdir(exist_ok=True)
     distances = []
-    for video in tqdm(videos, "pose propagation", disable=None):
-        frames, joints = pose.load_video(root, video)
+    for video in tqdm(prop.videos, "pose propagation", disable=None):
+        frames, joints = pose.load_video(prop.root, video)
         frames, joints = frames[: cfg.max_frames], joints[: cfg.max_frames]
         if len(frames) < 2:
             ctx.skip(video, f"{len(frames)} frame(s): nothing to propagate to")
             continue
         pred = pose.propagate_pose(
-            feature_fn, frames, joints[0], lp, cfg.image_size, cfg.sigma, cfg.readout_topk, device
-        )
+            dense.feature_fn, frames, joints[0], dense.lp,
+            cfg.image_size, cfg.sigma, cfg.readout_topk, dense.device,
+        )  # fmt: skip
         name = video.replace("/", "__")
         np.save(pred_dir / f"{name}.npy", pred)
         distances.append(pose.normalized_distances(pred, joints))
         keypoint_sheet(frames, pred, joints, path=pic_dir / f"{name}.png")
         ctx.picture(pic_dir / f"{name}.png")
-    metrics = pose.pck(distances, cfg.thresholds)
-    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    ctx.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
     ctx.count("videos", len(distances))
-    return meta
+    return pose.pck(distances, cfg.thresholds)
 
 
-STAGE = StageSpec(
-    name="eval_pose",
-    version=1,
-    config_model=EvalPoseConfig,
-    run=run,
-    inputs={"checkpoint": "pretrain_image"},
-    resolve=_resolve,
+STAGE = propagation_stage(
+    "eval_pose",
+    1,
+    EvalPoseConfig,
+    layout="jhmdb",
+    protocol=PROTOCOL,
+    videos=_videos,
+    files=_files,
+    evaluate=_evaluate,
     description="JHMDB pose propagation + PCK@0.1/0.2 on frozen features",
 )

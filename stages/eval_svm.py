@@ -1,23 +1,24 @@
 """Stage ``eval_svm``: linear SVMs on frozen pooled features, VOC07 mAP (full and low-shot).
 
-ORL's classification protocol (the OpenSelfSup / FAIR benchmark, ``correlearn/eval/svm.py``).
+ORL's classification protocol (the OpenSelfSup / FAIR benchmark, :mod:`correlearn.eval.svm`).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from tqdm import tqdm
 
 from correlearn.config import StrictModel
 from correlearn.eval import svm
+from correlearn.eval.eval_datasets import EvalDatasetSpec, resolve_source, source_of
 from correlearn.models.io import load_backbone, read_backbone_spec
+from correlearn.records import METRICS
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.distributed import resolve_device
-from stages.eval_datasets import EvalDatasetSpec, eval_root, fingerprint_files, get_eval_dataset
 
 
 class EvalSVMConfig(StrictModel):
@@ -51,37 +52,27 @@ class EvalSVMConfig(StrictModel):
     device: str = "auto"
 
 
-def _split(spec: EvalDatasetSpec, root, split: str):
+def _split(spec: EvalDatasetSpec, root: Path, split: str):
     paths, labels, names = svm.read_voc07(root, split)
     n = spec.max_items or len(paths)
     return paths[:n], labels[:n], names
 
 
 def _resolve(cfg: EvalSVMConfig, pipe) -> dict:
-    spec = get_eval_dataset(pipe, cfg.dataset, "voc07")
-    root = eval_root(spec, pipe.base_dir)
-    voc = svm.voc07_root(root)
-    files = sorted((voc / "ImageSets" / "Main").glob("*.txt"))
-    for split in ("trainval", "test"):
-        files += [p for p in _split(spec, root, split)[0] if p.is_file()]
-    return {"source": fingerprint_files(spec, root, files)}
+    def files(spec: EvalDatasetSpec, root: Path) -> list[Path]:
+        voc = svm.voc07_root(root)
+        found = sorted((voc / "ImageSets" / "Main").glob("*.txt"))
+        for split in ("trainval", "test"):
+            found += [p for p in _split(spec, root, split)[0] if p.is_file()]
+        return found
 
-
-def _features(backbone, paths, cfg: EvalSVMConfig, layer: str | None, what: str) -> np.ndarray:
-    feats = []
-    for p in tqdm(paths, f"features ({what})", disable=None):
-        if not p.is_file():
-            raise FileNotFoundError(f"missing image: {p}")
-        img = svm.load_image(p, cfg.short_side, cfg.image_size)
-        feats.append(svm.pooled_features(backbone, img, layer))
-    return svm.normalize_features(np.stack(feats).astype(np.float64))
+    return resolve_source(pipe, cfg.dataset, "voc07", files)
 
 
 def run(ctx: StageContext) -> dict:
     """Extract features of trainval and test, train and test the SVMs, write ``metrics.json``."""
     cfg: EvalSVMConfig = ctx.config
-    spec = EvalDatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
-    root = eval_root(spec, ctx.base_dir)
+    spec, root = source_of(ctx)
     backbone = load_backbone(ctx.input_path("checkpoint")).to(resolve_device(cfg.device))
     meta = read_backbone_spec(ctx.input_path("checkpoint"))
     layer = cfg.layer if meta["backbone"].startswith("resnet") else None
@@ -89,8 +80,8 @@ def run(ctx: StageContext) -> dict:
     te_p, te_y, te_names = _split(spec, root, "test")
     if names != te_names:
         raise ValueError(f"{root}: trainval classes {names} differ from test classes {te_names}")
-    tr_x = _features(backbone, tr_p, cfg, layer, "trainval")
-    te_x = _features(backbone, te_p, cfg, layer, "test")
+    tr_x = svm.image_features(backbone, tr_p, cfg.short_side, cfg.image_size, layer, "trainval")
+    te_x = svm.image_features(backbone, te_p, cfg.short_side, cfg.image_size, layer, "test")
     np.save(ctx.out_dir / "features_trainval.npy", tr_x.astype(np.float32))
     np.save(ctx.out_dir / "features_test.npy", te_x.astype(np.float32))
     metrics: dict[str, object] = {"classes": names}
@@ -107,7 +98,7 @@ def run(ctx: StageContext) -> dict:
         )
         metrics["low_shot"] = low
         ctx.log_metrics({f"low_shot_mAP/{k}": v["mean"] for k, v in low.items()})
-    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (ctx.out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
     ctx.count("trainval_images", len(tr_p))
     ctx.count("test_images", len(te_p))
     return {"feature_dim": int(tr_x.shape[1]), **meta}

@@ -1,9 +1,10 @@
 """Stage ``eval_tracking``: SiamFC on frozen res5 over an OTB-layout set; precision and success.
 
-The VINCE / SeCo protocol VFS reports (Tables 1-8; ``correlearn/eval/tracking.py``). Its
-checkpoint is, by default, a ``train_siamfc_head`` artifact (backbone + trained 1x1-conv head);
-``head: none`` tracks with the plain xcorr of the checkpoint's own features instead. Next to the
-tracker it scores the "copy the first box" baseline on the same boxes.
+The VINCE / SeCo protocol VFS reports (Tables 1-8; :mod:`correlearn.eval.tracking`). Its
+checkpoint is, by default, a ``train_siamfc_head`` artifact (backbone + trained 1x1-conv head,
+:mod:`correlearn.eval.tracking_checkpoint`); ``head: none`` tracks with the plain xcorr of the
+checkpoint's own features instead. Next to the tracker it scores the "copy the first box" baseline
+on the same boxes (:func:`correlearn.eval.otb.otb_report`).
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 from PIL import Image
 from pydantic import Field
 from tqdm import tqdm
 
-from correlearn.config import ConfigError, StrictModel
+from correlearn.config import StrictModel
 from correlearn.eval import otb
-from correlearn.eval.tracking import SIAMFC, SiamFCTracker, SiamHead
+from correlearn.eval.eval_datasets import EvalDatasetSpec, resolve_source, source_of
+from correlearn.eval.tracking import SIAMFC, SiamFCTracker
+from correlearn.eval.tracking_checkpoint import load_tracking_backbone, res5_features, tracking_head
+from correlearn.records import METRICS
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.distributed import resolve_device
 from correlearn.viz.tracking_plots import box_sheet, plot_otb_curves
-from stages.eval_datasets import EvalDatasetSpec, eval_root, fingerprint_files, get_eval_dataset
-from stages.tracking_common import load_tracking_backbone, res5_features
 
 
 class SiamFCParams(StrictModel):
@@ -78,7 +79,9 @@ class EvalTrackingConfig(StrictModel):
     device: str = "auto"
 
 
-def _sequences(spec: EvalDatasetSpec, root, cfg: EvalTrackingConfig) -> list[otb.TrackSequence]:
+def _sequences(
+    spec: EvalDatasetSpec, root: Path, cfg: EvalTrackingConfig
+) -> list[otb.TrackSequence]:
     seqs = otb.read_otb(root, spec.videos)[: spec.max_items]
     for s in seqs:
         s.frames, s.boxes = s.frames[: cfg.max_frames], s.boxes[: cfg.max_frames]
@@ -86,38 +89,21 @@ def _sequences(spec: EvalDatasetSpec, root, cfg: EvalTrackingConfig) -> list[otb
 
 
 def _resolve(cfg: EvalTrackingConfig, pipe) -> dict:
-    spec = get_eval_dataset(pipe, cfg.dataset, "otb")
-    root = eval_root(spec, pipe.base_dir)
-    files = []
-    for s in _sequences(spec, root, cfg):
-        files += s.frames
-    return {"source": fingerprint_files(spec, root, files)}
+    def files(spec: EvalDatasetSpec, root: Path) -> list[Path]:
+        return [f for s in _sequences(spec, root, cfg) for f in s.frames]
 
-
-def _head(ckpt: Path, cfg: EvalTrackingConfig, channels: int, device) -> tuple[SiamHead, dict]:
-    params = cfg.params.model_dump()
-    if cfg.head == "none":
-        return SiamHead(channels, channels, False, params["out_scale"]).to(device), params
-    if not (ckpt / "head.pt").is_file():
-        raise ConfigError(
-            f"eval_tracking.head: trained, but checkpoint {ckpt} has no head.pt; run "
-            "train_siamfc_head on it (its artifact is the checkpoint) or set head: none"
-        )
-    info = json.loads((ckpt / "head.json").read_text())
-    head = SiamHead(info["in_channels"], info["channels"], True, info["out_scale"])
-    head.load_state_dict(torch.load(ckpt / "head.pt", map_location="cpu", weights_only=True))
-    params.update(exemplar_size=info["exemplar_size"], out_scale=info["out_scale"])
-    return head.to(device), params
+    return resolve_source(pipe, cfg.dataset, "otb", files)
 
 
 def run(ctx: StageContext) -> dict:
     """Track every sequence, write boxes, ``metrics.json``, the OTB plots and box sheets."""
     cfg: EvalTrackingConfig = ctx.config
-    spec = EvalDatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
-    seqs = _sequences(spec, eval_root(spec, ctx.base_dir), cfg)
+    seqs = _sequences(*source_of(ctx), cfg)
     device = resolve_device(cfg.device)
-    backbone, meta = load_tracking_backbone(ctx.input_path("checkpoint"), device)
-    head, params = _head(ctx.input_path("checkpoint"), cfg, meta["channels"], device)
+    ckpt = ctx.input_path("checkpoint")
+    backbone, meta = load_tracking_backbone(ckpt, device)
+    params = cfg.params.model_dump()
+    head, params = tracking_head(ckpt, cfg.head, params, meta["channels"], device)
     tracker = SiamFCTracker(res5_features(backbone), head, meta["total_stride"], params, device)
     ctx.info(f"{len(seqs)} sequences, head {cfg.head}, stride {meta['total_stride']} ({device})")
     box_dir, pic_dir = ctx.out_dir / "boxes", ctx.out_dir / "pictures"
@@ -140,7 +126,7 @@ def run(ctx: StageContext) -> dict:
     curves = {"SiamFC": metrics, "copy first box": metrics["copy_first_box"]}
     for path in plot_otb_curves(curves, ctx.out_dir):
         ctx.picture(path)
-    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (ctx.out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
     ctx.log_metrics({"precision": metrics["precision"], "success": metrics["success"]})
     ctx.count("sequences", len(results))
     return {**meta, "head": cfg.head, "params": params}

@@ -27,7 +27,7 @@ def env_cfg(tmp_path_factory, make_davis):
 
 def _cli(env, *args, check=True):
     proc = subprocess.run(
-        [sys.executable, "-m", "correlearn.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -101,7 +101,7 @@ def test_errors_name_the_problem(env_cfg, tmp_path):
 
 
 def _main(capsys, *argv):
-    from correlearn import cli
+    from app import cli
 
     code = cli.main(list(argv))
     return code, capsys.readouterr().err
@@ -129,14 +129,14 @@ def test_a_missing_dataset_is_one_error_line(tmp_path, monkeypatch, capsys):
 def test_expected_errors_are_one_line_and_v_shows_the_traceback(monkeypatch, capsys, module, name):
     import importlib
 
-    from correlearn import cli
+    from app import commands
 
     exc_type = getattr(importlib.import_module(module), name)
 
     def fails(args):
         raise exc_type("/x/train/last.pt: corrupt")
 
-    monkeypatch.setattr(cli, "_stage_list", fails)
+    monkeypatch.setattr(commands, "stage_list", fails)
     code, err = _main(capsys, "stage", "list")
     assert (code, err) == (2, "error: /x/train/last.pt: corrupt\n")
     code, err = _main(capsys, "-v", "stage", "list")
@@ -156,11 +156,11 @@ def test_a_dead_prefect_server_fails_before_any_work(tmp_path, monkeypatch, caps
 
 
 def test_prefect_failed_to_reach_api_mid_run_is_one_line(monkeypatch, capsys):
-    from correlearn import cli
+    from app import commands
 
     def fails(args):
         raise RuntimeError("Failed to reach API at http://127.0.0.1:4200/api/")
 
-    monkeypatch.setattr(cli, "_stage_list", fails)
+    monkeypatch.setattr(commands, "stage_list", fails)
     code, err = _main(capsys, "stage", "list")
     assert (code, err) == (2, "error: Failed to reach API at http://127.0.0.1:4200/api/\n")

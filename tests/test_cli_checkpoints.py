@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from correlearn.cli import main
+from app.cli import main
 from correlearn.models import build_backbone
 
 

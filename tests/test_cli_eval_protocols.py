@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from correlearn.cli import main
-from correlearn.cli_checkpoints import PROTOCOLS
+from app.cli import main
+from app.cli_checkpoints import PROTOCOLS
 from correlearn.models import build_backbone
 from tests.eval.fixtures import make_jhmdb, make_vip, make_voc07
 from tests.eval.fixtures_tracking import make_class_folders, make_got10k, make_otb

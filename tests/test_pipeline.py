@@ -195,7 +195,7 @@ def _with_sum(p, fn):
 
 def test_gc_cannot_remove_an_input_while_a_stage_reads_it(pipe_factory):
     # item 1: gc deleted the shards a running `stage run` was reading.
-    from correlearn.workspace_ops import GcPlan, run_gc
+    from correlearn.gc import GcPlan, run_gc
 
     make, _ = pipe_factory
     p = make()

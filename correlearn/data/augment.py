@@ -59,6 +59,18 @@ def to_chw(img: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
+def to_tchw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(T, H, W, 3) numpy uint8 clip -> (T, 3, H, W) uint8 tensor; tensors pass through unchanged.
+
+    Clips are (T, H, W, 3) arrays from :meth:`~correlearn.data.readers.ShardedVideos.frames`
+    (or already (T, 3, H, W) tensors with ``decode="torch"``); the result is a permuted view of
+    the array (channels-last strides, no copy).
+    """
+    if isinstance(frames, torch.Tensor):
+        return frames
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+
+
 def rrc_params(
     rng: np.random.Generator,
     height: int,

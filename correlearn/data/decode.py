@@ -20,11 +20,20 @@ bit for bit. Pixel values differ from the full-size path by the resampling filte
 levels); positions do not (``tests/data/test_decode.py``).
 
 ``max_scale=1`` switches it off. Not JPEG (PNG, ...): always full size.
+
+:class:`EncodedImage` is what ``ShardedImages(root, decode="lazy")`` returns: the stored bytes,
+their size from the header, and ``random_resized_crop`` with that reduced decode. Several views of
+one image (BYOL's two) share its decodes: a view reuses the full-size decode when an earlier view
+made it (the reference path), else the decode at its own scale.
+
+Also here: the full-size decode every reader uses (:func:`decode_image`, OpenCV/libjpeg-turbo, EXIF
+orientation ignored as PIL and torchvision's loader do).
 """
 
 from __future__ import annotations
 
 import io
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -34,11 +43,26 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 
 from correlearn.data.augment import rrc_params
-from correlearn.data.readers import decode_image
 
+Decode = Literal["numpy", "torch", "bytes", "lazy"]
 SCALES = (1, 2, 4, 8)
 _REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
             8: cv2.IMREAD_REDUCED_COLOR_8}  # fmt: skip
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode JPEG/PNG bytes to a uint8 RGB array ``(H, W, 3)``; ValueError when undecodable."""
+    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    if arr is None:
+        raise ValueError(f"cannot decode image ({len(data)} bytes)")
+    return arr
+
+
+def as_output(arr: np.ndarray, decode: Decode) -> Any:
+    """A decoded ``(H, W, 3)`` array as the reader's output type (``"torch"``: ``(3, H, W)``)."""
+    # (H, W, 3) -> (3, H, W) without a copy; default_collate stacks it.
+    return torch.from_numpy(arr).permute(2, 0, 1) if decode == "torch" else arr
 
 
 def is_jpeg(data: bytes) -> bool:
@@ -111,6 +135,56 @@ def crop_resize_exact(
     return cv2.warpAffine(img, m, (size[1], size[0]), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
+class EncodedImage:
+    """Stored image bytes that decode only as much as each crop of them needs.
+
+    Args:
+        data: encoded image bytes (JPEG gets the reduced decode; anything else full size).
+        max_scale: largest DCT scale (1: always full size, the reference behaviour).
+
+    Attributes:
+        data: the bytes.
+        shape: ``(H, W, 3)`` from the header (no decode).
+    """
+
+    def __init__(self, data: bytes, max_scale: int = 8):
+        self.data = data
+        self.shape = (*image_size(data), 3)
+        self.max_scale = max_scale if is_jpeg(data) else 1
+        self._decoded: dict[int, np.ndarray] = {}
+
+    def decode(self) -> np.ndarray:
+        """The full-size image, uint8 ``(H, W, 3)`` (cached)."""
+        if 1 not in self._decoded:
+            self._decoded[1] = decode_image(self.data)
+        return self._decoded[1]
+
+    def random_resized_crop(
+        self,
+        rng: np.random.Generator,
+        size: int | tuple[int, int],
+        scale: tuple[float, float] = (0.08, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    ) -> tuple[torch.Tensor, int]:
+        """Random-resized crop with the draws of ``augment.random_resized_crop`` on the decoded image.
+
+        Returns:
+            The crop, (3, H_out, W_out) uint8, and the DCT scale used (1: the reference path).
+        """
+        out_hw = (size, size) if isinstance(size, int) else tuple(size)
+        top, left, h, w = rrc_params(rng, self.shape[0], self.shape[1], scale, ratio)
+        s = dct_scale((h, w), out_hw, self.max_scale)
+        if s == 1 or 1 in self._decoded:
+            img = torch.from_numpy(self.decode()).permute(2, 0, 1)
+            crop = F.resized_crop(img, top, left, h, w, list(out_hw),
+                                  interpolation=InterpolationMode.BILINEAR, antialias=True)  # fmt: skip
+            return crop, 1
+        if s not in self._decoded:
+            self._decoded[s] = decode_scaled(self.data, s)
+        small = crop_resize_exact(self._decoded[s], (top / s, left / s, h / s, w / s), out_hw)
+        return torch.from_numpy(small).permute(2, 0, 1), s
+
+
 def decode_random_resized_crop(
     data: bytes,
     rng: np.random.Generator,
@@ -135,14 +209,4 @@ def decode_random_resized_crop(
     Returns:
         The crop, (3, H_out, W_out) uint8, and the DCT scale used.
     """
-    out_hw = (size, size) if isinstance(size, int) else tuple(size)
-    h_img, w_img = image_size(data)
-    top, left, h, w = rrc_params(rng, h_img, w_img, scale, ratio)
-    s = dct_scale((h, w), out_hw, max_scale) if is_jpeg(data) else 1
-    if s == 1:
-        img = torch.from_numpy(decode_image(data)).permute(2, 0, 1)
-        crop = F.resized_crop(img, top, left, h, w, list(out_hw),
-                              interpolation=InterpolationMode.BILINEAR, antialias=True)  # fmt: skip
-        return crop, 1
-    small = crop_resize_exact(decode_scaled(data, s), (top / s, left / s, h / s, w / s), out_hw)
-    return torch.from_numpy(small).permute(2, 0, 1), s
+    return EncodedImage(data, max_scale).random_resized_crop(rng, size, scale, ratio)

@@ -1,227 +1,29 @@
-"""Read the shards written by :mod:`correlearn.data.shards`.
+"""Map-style random access to the shards written by :mod:`correlearn.data.shards`.
 
-Two access paths:
-
-- :func:`make_wds_pipeline`: a streaming WebDataset pipeline (shard shuffling, node/worker
-  splitting, buffer shuffling, decoding) for throughput-bound training. A sample that fails to
-  decode and a shard that cannot be read to its end (truncated, corrupt) are skipped, warned about
-  with the shard and key, and counted in a :class:`DecodeErrors`; they never stop the pipeline.
-- :class:`ShardedImages` / :class:`ShardedVideos`: map-style random access by position or key,
-  reading the JPEG members at the byte offsets stored in ``index.parquet`` (``os.pread``, no tar
-  scan). Training stages use these for batches that are a pure function of (seed, step).
+:class:`ShardedImages` / :class:`ShardedVideos` read samples by position or key at the byte spans
+stored in ``index.parquet`` (``os.pread``, no tar scan). Training stages use these for batches that
+are a pure function of (seed, step); the streaming path is :mod:`correlearn.data.wds_pipeline`.
 
 Images decode to uint8 RGB arrays ``(H, W, 3)`` or, with ``decode="torch"``, uint8 tensors
-``(3, H, W)``. EXIF orientation is ignored, as PIL and torchvision's loader do.
+``(3, H, W)``; ``decode="lazy"`` gives an :class:`~correlearn.data.decode.EncodedImage` that
+decodes only as much as a random-resized crop needs. Videos of either layout (a JPEG per frame, or
+one H.264 member decoded on the fly) read through the same interface.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import random
-import re
-import tarfile
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-import webdataset as wds
-from webdataset.filters import _shuffle
-from webdataset.utils import make_seed, pytorch_worker_seed
 
+from correlearn.data.decode import Decode, EncodedImage, as_output, decode_image
+from correlearn.data.shard_build import scan_shard
 from correlearn.data.sources import DataError
-
-Decode = Literal["numpy", "torch", "bytes"]
-_FRAME = re.compile(r"^(\d+)\.jpg$")
-
-
-def decode_image(data: bytes) -> np.ndarray:
-    """Decode JPEG/PNG bytes to a uint8 RGB array ``(H, W, 3)``; ValueError when undecodable."""
-    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
-    if arr is None:
-        raise ValueError(f"cannot decode image ({len(data)} bytes)")
-    return arr
-
-
-def _convert(arr: np.ndarray, decode: Decode) -> Any:
-    # (H, W, 3) -> (3, H, W) without a copy; default_collate stacks it.
-    return torch.from_numpy(arr).permute(2, 0, 1) if decode == "torch" else arr
-
-
-def load_video(sample: dict[str, Any], decode: Decode = "numpy") -> list:
-    """Decode every frame of a raw WebDataset video sample, in temporal order.
-
-    Args:
-        sample: the sample dict (``"000000.jpg": bytes, ...``, ``"json": bytes``).
-        decode: ``"numpy"`` -> ``(H, W, 3)`` uint8 arrays, ``"torch"`` -> ``(3, H, W)`` uint8
-            tensors, ``"bytes"`` -> the JPEG bytes.
-
-    Returns:
-        One entry per frame.
-    """
-    names = sorted((int(m.group(1)), k) for k in sample if (m := _FRAME.match(k)))
-    if decode == "bytes":
-        return [sample[k] for _, k in names]
-    return [_convert(decode_image(sample[k]), decode) for _, k in names]
-
-
-class _SampleError(Exception):
-    def __init__(self, key: str, shard: str, reason: str):
-        super().__init__(f"sample {key!r} in {shard}: {reason}")
-        self.key, self.shard, self.reason = key, shard, reason
-
-
-class DecodeErrors:
-    """Exception handler for the pipeline: warns, records and counts, then lets it continue.
-
-    Counts are per process: with DataLoader workers each worker has its own copy (the warnings still
-    reach the log); read them in-process (``num_workers=0``) or from the warnings.
-
-    Attributes:
-        n_samples: samples dropped because they failed to decode (missing or corrupt image).
-        n_shard_errors: read errors at the tar level (truncated or corrupt shard).
-        records: ``(kind, shard, key, reason)`` for the first ``max_records`` events.
-    """
-
-    def __init__(self, max_records: int = 1000):
-        self.n_samples = 0
-        self.n_shard_errors = 0
-        self.records: list[tuple[str, str, str, str]] = []
-        self.max_records = max_records
-
-    @property
-    def total(self) -> int:
-        """All events, samples and shard errors."""
-        return self.n_samples + self.n_shard_errors
-
-    def __call__(self, exn: Exception) -> bool:
-        """Record ``exn`` and return True (continue); used as a webdataset ``handler``."""
-        if isinstance(exn, _SampleError):
-            self.n_samples += 1
-            rec = ("sample", exn.shard, exn.key, exn.reason)
-        else:
-            self.n_shard_errors += 1
-            # webdataset appends the shard url to the args, or the stream to the message.
-            urls = [a for a in exn.args[1:] if isinstance(a, str)]
-            msg = str(exn.args[0]) if exn.args else str(exn)
-            named = re.search(r"name='([^']+)'", msg)
-            shard = urls[-1] if urls else named.group(1) if named else "?"
-            rec = ("shard", shard, "", f"{type(exn).__name__}: {msg.split(' @ ')[0]}")
-        if len(self.records) < self.max_records:
-            self.records.append(rec)
-        what = f"sample {rec[2]!r} of shard" if rec[0] == "sample" else "rest of shard"
-        warnings.warn(f"skipped {what} {rec[1]}: {rec[3]}", stacklevel=2)
-        return True
-
-
-def _decode_sample(decode: Decode | Callable[[dict], dict]) -> Callable[[dict], dict]:
-    def fn(sample: dict) -> dict:
-        key, shard = sample.get("__key__", "?"), sample.get("__url__", "?")
-        try:
-            if callable(decode):
-                return decode(sample)
-            meta = json.loads(sample["json"])
-            out = {"key": meta.get("key", key), "__key__": key, "__url__": shard}
-            if "jpg" in sample:
-                data = sample["jpg"]
-                out["image"] = data if decode == "bytes" else _convert(decode_image(data), decode)
-                out["label"] = int(meta.get("label", -1))
-            elif any(_FRAME.match(k) for k in sample):
-                frames = load_video(sample, decode)
-                if len(frames) != meta["n_frames"]:
-                    raise ValueError(f"{len(frames)} frames, json says {meta['n_frames']}")
-                out.update(frames=frames, fps=float(meta["fps"]))
-            else:
-                raise ValueError(f"no image or frames among {sorted(sample)}")
-            return out
-        except Exception as exc:
-            raise _SampleError(key, shard, f"{type(exc).__name__}: {exc}") from exc
-
-    return fn
-
-
-class _WorkerShuffle(wds.PipelineStage):
-    """Buffer shuffle seeded by (seed, epoch, rank/worker) so every worker draws its own order."""
-
-    def __init__(self, bufsize: int, seed: int):
-        self.bufsize, self.seed, self.epoch = bufsize, seed, -1
-
-    def run(self, src):
-        self.epoch += 1
-        rng = random.Random(make_seed(self.seed, self.epoch, pytorch_worker_seed()))
-        return _shuffle(src, self.bufsize, min(self.bufsize, 100), rng)
-
-
-def make_wds_pipeline(
-    shard_paths: Sequence[str | Path],
-    shuffle_buffer: int = 1000,
-    seed: int = 0,
-    resampled: bool = False,
-    epoch_length: int | None = None,
-    decode: Decode | Callable[[dict], dict] = "numpy",
-    map_fn: Callable[[dict], Any] | None = None,
-    errors: DecodeErrors | None = None,
-) -> wds.DataPipeline:
-    """A WebDataset pipeline over image or video shards.
-
-    Shards are shuffled (deterministically from ``seed`` and the epoch, identically on every
-    node), split by node then by DataLoader worker; with ``resampled`` each worker instead draws
-    shards with replacement forever (use ``epoch_length``). Samples are buffer-shuffled, then
-    decoded.
-
-    Args:
-        shard_paths: tar files.
-        shuffle_buffer: samples in the shuffle buffer; 0 keeps shard order and does not shuffle
-            shards either (evaluation).
-        seed: base seed for shard order and buffer shuffling.
-        resampled: sample shards with replacement (infinite stream).
-        epoch_length: samples per epoch per worker (``with_epoch``); None = one pass.
-        decode: ``"numpy"``/``"torch"``/``"bytes"``, or a function of the raw sample. Built-in
-            decoders give ``{"image", "label", "key"}`` for images and ``{"frames", "fps", "key"}``
-            for videos, plus ``__key__`` and ``__url__`` (the shard).
-        map_fn: applied to each decoded sample (augmentation); its errors are not swallowed.
-        errors: the handler that counts skipped samples/shards (a new one if None).
-
-    Returns:
-        The pipeline (an ``IterableDataset``), with the handler as attribute ``errors``.
-    """
-    urls = [str(p) for p in shard_paths]
-    if not urls:
-        raise DataError("make_wds_pipeline: no shard paths given")
-    errors = errors if errors is not None else DecodeErrors()
-    if resampled:
-        stages: list = [wds.ResampledShards(urls, seed=seed, deterministic=True)]
-    else:
-        stages = [wds.SimpleShardList(urls)]
-        if shuffle_buffer > 0:
-            stages.append(wds.detshuffle(len(urls), len(urls), seed=seed))
-        stages += [wds.split_by_node, wds.split_by_worker]
-    stages.append(wds.tarfile_to_samples(handler=errors))
-    if shuffle_buffer > 0:
-        stages.append(_WorkerShuffle(shuffle_buffer, seed))
-    stages.append(wds.map(_decode_sample(decode), handler=errors))
-    if map_fn is not None:
-        stages.append(wds.map(map_fn))
-    pipeline = wds.DataPipeline(*stages)
-    if epoch_length is not None:
-        pipeline = pipeline.with_epoch(epoch_length)
-    pipeline.errors = errors
-    return pipeline
-
-
-def scan_shard(path: str | Path) -> dict[str, tuple[int, int]]:
-    """Byte span ``(offset, size)`` of every member of a tar; DataError if it cannot be read."""
-    try:
-        with tarfile.open(path, "r:") as tar:
-            return {ti.name: (ti.offset_data, ti.size) for ti in tar}
-    except (OSError, tarfile.TarError) as exc:
-        raise DataError(f"cannot read shard {path}: {exc}") from exc
 
 
 class _ShardFiles:
@@ -298,12 +100,15 @@ class ShardedImages(_ShardFiles):
 
     Args:
         root: the shard folder or its ``index.parquet``.
-        decode: ``"numpy"`` (``(H, W, 3)`` uint8), ``"torch"`` (``(3, H, W)`` uint8) or ``"bytes"``.
+        decode: ``"numpy"`` (``(H, W, 3)`` uint8), ``"torch"`` (``(3, H, W)`` uint8), ``"bytes"``,
+            or ``"lazy"`` (an :class:`~correlearn.data.decode.EncodedImage`: reduced-size decode
+            where a random-resized crop is smaller than the image).
+        max_scale: the largest DCT scale of ``"lazy"`` images (1: always full size).
     """
 
-    def __init__(self, root: str | Path, decode: Decode = "numpy"):
+    def __init__(self, root: str | Path, decode: Decode = "numpy", max_scale: int = 8):
         super().__init__(root)
-        self.decode = decode
+        self.decode, self.max_scale = decode, max_scale
         self.labels = np.asarray(self.table.column("label").to_numpy(), dtype=np.int64)
         if "offset" in self.table.column_names:
             self.offsets = self.table.column("offset").to_numpy()
@@ -322,20 +127,30 @@ class ShardedImages(_ShardFiles):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         data = self.read_bytes(i)
-        image = (
-            data
-            if self.decode == "bytes"
-            else _convert(self._decode(data, i, "image"), self.decode)
-        )
+        if self.decode == "bytes":
+            image: Any = data
+        elif self.decode == "lazy":
+            try:
+                image = EncodedImage(data, self.max_scale)
+            except OSError as exc:  # PIL cannot read the header
+                raise DataError(f"{self.dir / self.shards[i]}: image of sample "
+                                f"{self.keys[i]!r}: {exc}") from None  # fmt: skip
+        else:
+            image = as_output(self._decode(data, i, "image"), self.decode)
         return {"image": image, "label": int(self.labels[i]), "key": self.keys[i], "index": i}
 
 
 class ShardedVideos(_ShardFiles):
-    """Random access to a video shard set; single frames are read without decoding the others.
+    """Random access to a video shard set; frames are read without decoding the whole video.
+
+    In the ``frames`` layout a frame is one JPEG member; in the ``encoded`` layout (index columns
+    ``codec`` and ``gop``) frame ``t`` is decoded from its keyframe's packets on (at most ``gop``
+    frames), and :meth:`frames` decodes each group of pictures it needs once.
 
     Args:
         root: the shard folder or its ``index.parquet``.
-        decode: ``"numpy"`` (frames ``(H, W, 3)`` uint8) or ``"torch"`` (``(3, H, W)`` uint8).
+        decode: ``"numpy"`` (frames ``(H, W, 3)`` uint8) or ``"torch"`` (``(3, H, W)`` uint8);
+            ``"bytes"`` (JPEG bytes) for the frames layout only.
     """
 
     def __init__(self, root: str | Path, decode: Decode = "numpy"):
@@ -343,6 +158,13 @@ class ShardedVideos(_ShardFiles):
         self.decode = decode
         self.n_frames = self.table.column("n_frames").to_numpy()
         self.fps = self.table.column("fps").to_numpy()
+        self.encoded = "codec" in self.table.column_names
+        if self.encoded:
+            self.gop = self.table.column("gop").to_numpy()
+            self.hw = np.stack([self.table.column(c).to_numpy() for c in ("height", "width")], 1)
+        if decode not in ("numpy", "torch") and (self.encoded or decode != "bytes"):
+            raise DataError(f"{self.index_path}: decode={decode!r} is not available for videos "
+                            "of this layout")  # fmt: skip
         offs = self.table.column("frame_offsets").combine_chunks()
         sizes = self.table.column("frame_sizes").combine_chunks()
         # Flat arrays + row starts: compact for millions of frames, cheap to pickle to workers.
@@ -350,24 +172,55 @@ class ShardedVideos(_ShardFiles):
         self._offsets = offs.values.to_numpy()
         self._sizes = sizes.values.to_numpy()
 
-    def frame_bytes(self, i: int, t: int) -> bytes:
-        """JPEG bytes of frame ``t`` of video ``i``."""
+    def _check(self, i: int, t: int) -> int:
         if not 0 <= t < self.n_frames[i]:
             raise IndexError(f"frame {t} of {self.keys[i]!r} ({self.n_frames[i]} frames)")
-        j = self._starts[i] + t
+        return int(self._starts[i] + t)
+
+    def frame_bytes(self, i: int, t: int) -> bytes:
+        """JPEG bytes of frame ``t`` of video ``i`` (frames layout)."""
+        if self.encoded:
+            raise DataError(f"{self.index_path}: an encoded video has no per-frame JPEG bytes")
+        j = self._check(i, t)
         return self._read(self.shards[i], int(self._offsets[j]), int(self._sizes[j]))
+
+    def _packets(self, i: int, k: int, t: int) -> list[memoryview]:
+        """H.264 packets ``k .. t`` of video ``i``: one read, they are contiguous."""
+        a, b = self._check(i, k), self._check(i, t)
+        start = int(self._offsets[a])
+        data = memoryview(
+            self._read(self.shards[i], start, int(self._offsets[b] + self._sizes[b]) - start)
+        )
+        return [data[int(o) - start : int(o + n) - start]
+                for o, n in zip(self._offsets[a : b + 1], self._sizes[a : b + 1], strict=True)]  # fmt: skip
 
     def frame(self, i: int, t: int) -> Any:
         """Frame ``t`` of video ``i``: ``(H, W, 3)`` array or ``(3, H, W)`` tensor, uint8."""
+        if self.encoded:
+            return self.frames(i, [t])[0]
         data = self.frame_bytes(i, t)
         if self.decode == "bytes":
             return data
-        return _convert(self._decode(data, i, f"frame {t}"), self.decode)
+        return as_output(self._decode(data, i, f"frame {t}"), self.decode)
 
     def frames(self, i: int, ts: Sequence[int]) -> Any:
         """Frames ``ts`` of video ``i``, stacked: ``(T, H, W, 3)`` array or ``(T, 3, H, W)``."""
-        out = [self.frame(i, int(t)) for t in ts]
+        if self.encoded:
+            out = [as_output(f, self.decode) for f in self._decode_encoded(i, ts)]
+        else:
+            out = [self.frame(i, int(t)) for t in ts]
         return torch.stack(out) if self.decode == "torch" else np.stack(out)
+
+    def _decode_encoded(self, i: int, ts: Sequence[int]) -> list[np.ndarray]:
+        from correlearn.data.video_codec import decode_frames  # PyAV only for this layout
+
+        for t in ts:
+            self._check(i, int(t))
+        size = (int(self.hw[i, 0]), int(self.hw[i, 1]))
+        try:
+            return decode_frames(lambda k, t: self._packets(i, k, t), ts, size, int(self.gop[i]))
+        except ValueError as exc:
+            raise DataError(f"{self.dir / self.shards[i]}: video {self.keys[i]!r}: {exc}") from None
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         frames = self.frames(i, range(int(self.n_frames[i])))

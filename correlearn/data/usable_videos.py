@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow.parquet as pq
 
 from correlearn.data.frame_index import FrameSampler, valid_videos
 from correlearn.data.readers import ShardedVideos
 from correlearn.data.sources import DataError
-from correlearn.stage import StageContext
+
+FRAME_INDEX = "frame_index.parquet"
 
 
-def usable_videos(ctx: StageContext, videos: ShardedVideos, sampler: FrameSampler) -> list[int]:
-    """Row positions in ``videos`` of the videos long enough for ``sampler``.
+def usable_videos(
+    frames_dir: str | Path, videos: ShardedVideos, sampler: FrameSampler
+) -> tuple[list[int], list[tuple[str, str]]]:
+    """Row positions in ``videos`` of the videos long enough for ``sampler``, and the others.
 
-    The others are skipped with their reason (``ctx.skip``), never a crash.
+    Args:
+        frames_dir: the ``frame_index`` artifact (its ``frame_index.parquet``).
+        videos: the video shards the index was built from.
+        sampler: the method's frame sampler.
+
+    Returns:
+        ``(ids, skipped)``: the usable row positions, and ``(video key, reason)`` of each video
+        left out (the caller records them; a short video is skipped, never a crash).
 
     Raises:
         DataError: no video is usable, or the frame index does not match the video shards.
     """
-    index = ctx.input_path("frames") / "frame_index.parquet"
+    index = Path(frames_dir) / FRAME_INDEX
     ok, skipped = valid_videos(index, sampler)
-    for key, reason in skipped:
-        ctx.skip(key, reason)
     keys = pq.read_table(index, columns=["key"]).column("key").to_pylist()
     try:
         ids = [videos.position(keys[i]) for i in ok]
@@ -33,9 +43,7 @@ def usable_videos(ctx: StageContext, videos: ShardedVideos, sampler: FrameSample
             f"no usable video: all {len(keys)} videos are too short for {sampler.kind} sampling "
             f"(first reason: {skipped[0][1] if skipped else 'empty index'})"
         )
-    ctx.count("videos_used", len(ids))
-    ctx.count("videos_skipped", len(skipped))
-    return ids
+    return ids, skipped
 
 
 def draw_videos(rng: np.random.Generator, ids: list[int], k: int) -> np.ndarray:

@@ -236,6 +236,16 @@ def _read_sequence(
     return preds, gts, n_objects
 
 
+def _means(stats: dict[str, list[float]]) -> dict[str, object]:
+    """Dataset means over all objects of the per-object mean, recall and decay of J and F."""
+    names = {"M": "mean", "R": "recall", "D": "decay"}
+    out: dict[str, object] = {
+        f"{m}_{names[k]}": float(np.mean(stats[m + k])) for k in "MRD" for m in "JF"
+    }
+    out["JF_mean"] = (out["J_mean"] + out["F_mean"]) / 2
+    return out
+
+
 def evaluate_dataset(
     pred_dir: str | Path,
     gt_dir: str | Path,
@@ -274,26 +284,13 @@ def evaluate_dataset(
         scores = _score_frames(preds, gts, n_objects)
         for k in range(n_objects):
             for name in ("J", "F"):
-                m, r, d = db_statistics(scores[name][k])
-                stats[name + "M"].append(m)
-                stats[name + "R"].append(r)
-                stats[name + "D"].append(d)
+                for stat, value in zip("MRD", db_statistics(scores[name][k]), strict=True):
+                    stats[name + stat].append(value)
             jm, fm = stats["JM"][-1], stats["FM"][-1]
             per_object[f"{seq}_{k + 1}"] = {"J_mean": jm, "F_mean": fm, "JF_mean": (jm + fm) / 2}
         jm, fm = float(np.mean(stats["JM"][-n_objects:])), float(np.mean(stats["FM"][-n_objects:]))
         per_sequence[seq] = {"J_mean": jm, "F_mean": fm, "JF_mean": (jm + fm) / 2}
     if not per_sequence:
         raise ValueError(f"{gt_dir}: no sequence has an object in its first GT frame")
-    out: dict[str, object] = {
-        "J_mean": float(np.mean(stats["JM"])),
-        "F_mean": float(np.mean(stats["FM"])),
-        "J_recall": float(np.mean(stats["JR"])),
-        "F_recall": float(np.mean(stats["FR"])),
-        "J_decay": float(np.mean(stats["JD"])),
-        "F_decay": float(np.mean(stats["FD"])),
-    }
-    out["JF_mean"] = (out["J_mean"] + out["F_mean"]) / 2
-    out["per_sequence"] = per_sequence
-    out["per_object"] = per_object
-    out["unscored_sequences"] = unscored
-    return out
+    out = {**_means(stats), "per_sequence": per_sequence, "per_object": per_object}
+    return {**out, "unscored_sequences": unscored}

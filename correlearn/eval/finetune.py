@@ -55,6 +55,20 @@ class Classifier(nn.Module):
         return self.head(self.backbone(x))
 
 
+def backbone_state(model: Classifier) -> dict[str, torch.Tensor]:
+    """The fine-tuned backbone's weights under the backbone's own names (a checkpoint).
+
+    The pooled ViT trained ``fc_norm`` in place of the final norm; it is exported under that name
+    so the artifact loads as a checkpoint (dense features then use the fine-tuned norm).
+    """
+    state = model.backbone.export_state_dict()
+    if model.avg:
+        state.update(
+            {f"norm.{k}": v.detach().clone() for k, v in model.fc_norm.state_dict().items()}
+        )
+    return state
+
+
 def transforms(hp: FinetuneHParams) -> tuple[Callable, Callable]:
     """Train and test transforms PIL -> (3, H, W) tensor (MAE ``build_transform``)."""
     from timm.data import create_transform

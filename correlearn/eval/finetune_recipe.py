@@ -22,7 +22,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from correlearn.config import StrictModel
+from correlearn.config import ConfigError, StrictModel
 
 
 class FinetuneHParams(StrictModel):
@@ -96,6 +96,22 @@ def recipe(name: str, backbone: str, overrides: dict) -> FinetuneHParams:
     if name == "auto":
         name = "vit_mae" if backbone.startswith("vit") else "resnet_rsb_a3"
     return FinetuneHParams.model_validate({**RECIPES[name], **overrides})
+
+
+def check_recipe(hp: FinetuneHParams, backbone: str) -> None:
+    """Fail before training on settings the backbone or the batch cannot honour.
+
+    Raises:
+        ConfigError: stochastic depth on a torchvision ResNet, or mixup/cutmix with an odd batch
+            (they pair each sample with its mirror in the batch).
+    """
+    if hp.drop_path > 0 and not backbone.startswith("vit"):
+        raise ConfigError(
+            f"eval_finetune.hparams.drop_path: {hp.drop_path}, but {backbone} "
+            "(torchvision blocks) has no stochastic depth; set it to 0"
+        )
+    if (hp.mixup > 0 or hp.cutmix > 0) and hp.batch_size % 2:
+        raise ConfigError(f"eval_finetune.hparams.batch_size: {hp.batch_size}: mixup needs even")
 
 
 def _layer_id(name: str, num_blocks: int) -> int:

@@ -25,6 +25,7 @@ one-hot map (CRW/CropMAE ``cv2.resize(..., INTER_LINEAR)``: soft), ``first_label
 min-max normalise each upsampled channel before the argmax (``minmax_normalize``); CRW/CropMAE do
 not. VFS upsamples the soft labels to the annotation's size; DINO and CRW/CropMAE to the network
 input, argmax there and resize the id map (nearest) to the annotation's size (``upsample``).
+The settings and the published presets are :mod:`correlearn.eval.label_prop_config`.
 """
 
 from __future__ import annotations
@@ -32,97 +33,18 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from pydantic import Field
 
-from correlearn.config import StrictModel
 from correlearn.eval.davis_metrics import davis_palette, read_mask
 from correlearn.eval.features import FeatureFn, frame_to_tensor, resize_short_side, resized_shape
-from correlearn.eval.windowed_propagation import Window, propagate_labels
+from correlearn.eval.label_prop_config import ContextMode, LabelPropConfig
+from correlearn.eval.windowed_propagation import propagate_labels
 
 __all__ = ["LabelPropConfig", "context_indices", "propagate_labels", "propagate_sequence"]
-
-ContextMode = Literal["queue", "vfs", "crw"]
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # VFS ref code (xvjiarui/VFS configs/r18_*.py test_cfg): res4 (out_indices (2,)) with strides
-    # (1,2,1,1) -> stride 8, precede_frames 20, topk 10, temperature 0.07, neighbor_range 24
-    # (circle of radius 12), with_first + with_first_neighbor (first frame restricted too), keys
-    # [0] + [t-20, t) (VanillaTracker.forward_test); frames resized to short side 480.
-    "vfs_resnet": {},
-    # DINO eval_video_segmentation.py: n_last_frames 7 in a queue, topk 5, exp(cos/0.1), square
-    # window of 12 patches. DINO floors the long side to a multiple of 64 (854 -> 832); we floor
-    # both sides to the patch size (854 -> 848), which keeps the short side at 480 as DINO does.
-    "dino_vit": dict(
-        context="queue",
-        upsample="input",
-        context_frames=7,
-        topk=5,
-        temperature=0.1,
-        radius=12,
-        window="square",
-        size_multiple=16,
-        layer=None,
-        strides=None,
-    ),
-    # SiamMAE Table 4b (DAVIS): top-k 7, queue 20, neighbourhood 20. The paper gives no temperature;
-    # CropMAE's public SiamMAE evaluation (CRW code, downstreams/propagation) uses 0.7, video_len 20
-    # (m copies of frame 0 in front), long_mem [0] unrestricted, bilinear first-frame labels and
-    # no min-max normalisation.
-    "siammae_vit": dict(
-        context="crw",
-        first_labels="bilinear",
-        upsample="input",
-        context_frames=20,
-        topk=7,
-        temperature=0.7,
-        radius=20,
-        window="circle",
-        restrict_first=False,
-        minmax_normalize=False,
-        size_multiple=16,
-        layer=None,
-        strides=None,
-    ),
-}
-
-
-class LabelPropConfig(StrictModel):
-    """Label-propagation settings; the defaults are the VFS ResNet protocol (``vfs_resnet``).
-
-    ``layer`` and ``strides`` are for the caller that builds the backbone (docs/contracts.md);
-    propagation itself only sees the feature maps. ``tile`` and ``feature_batch`` change speed,
-    not results.
-    """
-
-    context: ContextMode = Field("vfs", description="how early frames' context is built")
-    context_frames: int = Field(20, ge=0, description="m: previous frames kept as context")
-    topk: int = Field(10, ge=1, description="k: affinities kept jointly over all context")
-    temperature: float = Field(0.07, gt=0, description="T in softmax(cos / T)")
-    radius: float = Field(12.0, gt=0, description="window radius in feature cells")
-    window: Window = "circle"
-    restrict_first: bool = True
-    first_labels: Literal["nearest", "bilinear"] = "nearest"
-    minmax_normalize: bool = True
-    upsample: Literal["annotation", "input"] = Field("annotation", description="argmax size")
-    short_side: int | None = Field(480, ge=1, description="frames resized to this short side")
-    size_multiple: int = Field(1, ge=1, description="resized sides floored to a multiple")
-    layer: str | None = "res4"
-    strides: tuple[int, int, int, int] | None = (1, 2, 1, 1)
-    tile: int | tuple[int, int] = Field(10, description="target tile side or (rows, cols): speed")
-    feature_batch: int = Field(4, ge=1, description="frames per feature-extractor call (speed)")
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> LabelPropConfig:
-        """The published settings ``vfs_resnet | dino_vit | siammae_vit``, with overrides."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown label-propagation preset {name!r}; known: {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
 
 
 def context_indices(t: int, m: int, mode: ContextMode) -> list[int]:

@@ -128,27 +128,70 @@ def linear_probe(
     device = train_feats.device
     train_labels = train_labels.long().to(device)
     num_classes = num_classes or int(train_labels.max()) + 1
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    model = _init_model(train_feats, num_classes, gen)
+    _sgd(
+        model,
+        train_feats.float(),
+        train_labels,
+        gen,
+        epochs,
+        lr,
+        batch_size,
+        weight_decay,
+        momentum,
+    )
+    model.eval()
+    with torch.no_grad():
+        logits = model(test_feats.float().to(device))
+    result = ProbeResult(logits.argmax(1), logits)
+    if test_labels is not None:
+        result.metrics = topk_accuracy(logits, test_labels)
+    return result, model
+
+
+def _init_model(train_feats: torch.Tensor, num_classes: int, gen: torch.Generator) -> _Standardized:
+    """Standardisation + linear layer: N(0, 0.01^2) weights drawn from ``gen``, zero biases.
+
+    The standardisation uses the mean and std of the ``(N, D)`` training features.
+    """
     mean = train_feats.float().mean(0)
     std = train_feats.float().std(0, unbiased=False).clamp_min(1e-6)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    linear = nn.Linear(train_feats.shape[1], num_classes).to(device)
+    linear = nn.Linear(train_feats.shape[1], num_classes).to(train_feats.device)
     with torch.no_grad():
         w = torch.randn(linear.weight.shape, generator=gen) * 0.01
-        linear.weight.copy_(w.to(device))
+        linear.weight.copy_(w.to(train_feats.device))
         linear.bias.zero_()
-    model = _Standardized(mean, std, linear)
-    params = [linear.weight, linear.bias]
+    return _Standardized(mean, std, linear)
+
+
+def _sgd(
+    model: _Standardized,
+    x_all: torch.Tensor,
+    labels: torch.Tensor,
+    gen: torch.Generator,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+    momentum: float,
+) -> None:
+    """Train ``model.linear`` in place: SGD with momentum, cosine lr decay, batches from ``gen``.
+
+    ``x_all`` is ``(N, D)`` float features and ``labels`` ``(N,)`` long classes on the model's
+    device.
+    """
+    params = [model.linear.weight, model.linear.bias]
     velocity = [torch.zeros_like(p) for p in params]
-    n = train_feats.shape[0]
+    n = x_all.shape[0]
     steps = epochs * max(1, -(-n // batch_size))
-    x_all = train_feats.float()
     model.train()
     step = 0
     for _ in range(epochs):
-        order = torch.randperm(n, generator=gen).to(device)
+        order = torch.randperm(n, generator=gen).to(x_all.device)
         for start in range(0, n, batch_size):
             batch = order[start : start + batch_size]
-            loss = F.cross_entropy(model(x_all[batch]), train_labels[batch])
+            loss = F.cross_entropy(model(x_all[batch]), labels[batch])
             grads = torch.autograd.grad(loss, params)
             # torch.optim.SGD semantics, written out: constructing a torch.optim optimizer
             # imports torch._dynamo, which costs seconds on a small CPU box.
@@ -158,13 +201,6 @@ def linear_probe(
                     v.mul_(momentum).add_(g + weight_decay * p)
                     p.sub_(step_lr * v)
             step += 1
-    model.eval()
-    with torch.no_grad():
-        logits = model(test_feats.float().to(device))
-    result = ProbeResult(logits.argmax(1), logits)
-    if test_labels is not None:
-        result.metrics = topk_accuracy(logits, test_labels)
-    return result, model
 
 
 class _Standardized(nn.Module):

@@ -30,6 +30,7 @@ from PIL import Image
 from sklearn.model_selection import cross_val_score
 from sklearn.svm import LinearSVC
 from torch import nn
+from tqdm import tqdm
 
 from correlearn.eval.features import autocast_for, frame_to_tensor
 
@@ -112,6 +113,35 @@ def pooled_features(
 def normalize_features(x: np.ndarray) -> np.ndarray:
     """``(N, D)`` rows divided by their L2 norm + 1e-5 (``svm_helper.normalize_features``)."""
     return x / (np.linalg.norm(x, axis=1) + 1e-5)[:, None]
+
+
+def image_features(
+    backbone: nn.Module,
+    paths: Sequence[Path],
+    short_side: int = 256,
+    size: int = 224,
+    layer: str | None = "res5",
+    what: str = "images",
+) -> np.ndarray:
+    """``(N, D)`` float64 L2-normalised "feat5" rows of the images, in order.
+
+    Args:
+        backbone: as :func:`pooled_features`.
+        paths: the image files.
+        short_side: see :func:`load_image`.
+        size: see :func:`load_image`.
+        layer: the dense layer.
+        what: the progress bar's label (``trainval``).
+
+    Raises:
+        FileNotFoundError: an image is missing.
+    """
+    feats = []
+    for p in tqdm(paths, f"features ({what})", disable=None):
+        if not p.is_file():
+            raise FileNotFoundError(f"missing image: {p}")
+        feats.append(pooled_features(backbone, load_image(p, short_side, size), layer))
+    return normalize_features(np.stack(feats).astype(np.float64))
 
 
 def average_precision(targets: np.ndarray, scores: np.ndarray) -> float:

@@ -68,6 +68,24 @@ def window_plan(h: int, w: int, radius: float, window: str, tile: tuple, device:
     return tuple(plan)
 
 
+def _layout(
+    target_feat: torch.Tensor,
+    ctx_feats: torch.Tensor | Sequence[torch.Tensor],
+    ctx_labels: torch.Tensor | Sequence[torch.Tensor],
+    normalized: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The kernel's layouts: query ``(h, w, C)``, keys ``(h, w, T, C)``, labels ``(K, T * hw)``."""
+    # (h, w, T, C): the context rectangle of a tile is then, row by row, a (cols * T, C) matrix
+    # at a fixed stride, which bmm reads in place (no copy of the rectangle per tile).
+    keys = torch.stack([f.permute(1, 2, 0) for f in ctx_feats], dim=2).float()
+    labs = torch.stack(list(ctx_labels)).float()  # (T, K, h, w)
+    q = target_feat.permute(1, 2, 0).float()  # (h, w, C)
+    if not normalized:
+        q, keys = F.normalize(q, dim=-1), F.normalize(keys, dim=-1)
+    t, k, h, w = labs.shape
+    return q, keys, labs.permute(1, 0, 2, 3).reshape(k, t * h * w)
+
+
 def propagate_labels(
     target_feat: torch.Tensor,
     ctx_feats: torch.Tensor | Sequence[torch.Tensor],
@@ -98,24 +116,16 @@ def propagate_labels(
     Returns:
         ``(K, h, w)`` soft labels (each cell's weights sum to 1).
     """
-    c, h, w = target_feat.shape
-    # (h, w, T, C): the context rectangle of a tile is then, row by row, a (cols * T, C) matrix
-    # at a fixed stride, which bmm reads in place (no copy of the rectangle per tile).
-    keys = torch.stack([f.permute(1, 2, 0) for f in ctx_feats], dim=2).float()
-    labs = torch.stack(list(ctx_labels)).float()  # (T, K, h, w)
-    q = target_feat.permute(1, 2, 0).float()  # (h, w, C)
-    if not normalized:
-        q, keys = F.normalize(q, dim=-1), F.normalize(keys, dim=-1)
-    t, k = labs.shape[:2]
-    labs = labs.permute(1, 0, 2, 3).reshape(k, t * h * w)  # (K, T * hw)
+    q, keys, labs = _layout(target_feat, ctx_feats, ctx_labels, normalized)
+    (h, w, t, c), k = keys.shape, labs.shape[0]
     tile = (tile, tile) if isinstance(tile, int) else tuple(tile)
     plan = window_plan(h, w, float(radius), window, tile, str(q.device))
-    first = 0 if restrict_first else 1
+    # Unrestricted, frame 0's h * w cells come first among each target's candidates.
+    first, n_free = (0, 0) if restrict_first else (1, h * w)
     out = q.new_empty(k, h, w)
     for (i0, i1, j0, j1), (r0, r1, c0, c1), sel, pad, cell in plan:
         qt = q[i0:i1, j0:j1].reshape(-1, c)  # (n_t, C)
         n_t, rows, cols = len(qt), r1 - r0, c1 - c0
-        n_free = 0 if restrict_first else h * w
         affs = [qt @ keys[:, :, 0].reshape(h * w, c).T] if n_free else []  # frame 0 whole
         if t > first:
             rect = keys[r0:r1, c0:c1].reshape(rows, cols * t, c)  # a view

@@ -25,8 +25,8 @@ from torchvision.utils import make_grid
 from correlearn.config import StrictModel
 from correlearn.data.augment import BYOL_VIEW1, BYOL_VIEW2, ViewAug, augment_view, denormalize
 from correlearn.data.augment import normalize as normalize_img
-from correlearn.methods.ema import ema_update
-from correlearn.methods.losses import byol_loss
+from correlearn.losses.byol import byol_loss
+from correlearn.methods.base import Method
 from correlearn.models import build_backbone
 from correlearn.models.heads import mlp
 from correlearn.train.config import OptimConfig
@@ -64,8 +64,25 @@ class BYOLConfig(StrictModel):
     view2: ViewAug = Field(default_factory=lambda: BYOL_VIEW2.model_copy())
 
 
-class BYOL(nn.Module):
-    """BYOL with an EMA target (contracts: ``training_step``, ``backbone``, ``momentum_update``).
+def view_pair_grid(a: torch.Tensor, b: torch.Tensor, max_images: int = 8) -> np.ndarray:
+    """Contact sheet of view pairs: the first images of ``a`` in row 1, their partners below.
+
+    Args:
+        a: (B, 3, S, S) normalised views.
+        b: (B, 3, S, S) their partners, row by row.
+        max_images: columns of the sheet.
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    n = min(max_images, a.shape[0])
+    views = torch.cat([a[:n], b[:n]]).detach().float().cpu()
+    grid = make_grid(denormalize(views), nrow=n, padding=2, pad_value=255)
+    return grid.permute(1, 2, 0).numpy()
+
+
+class BYOL(Method):
+    """BYOL: online backbone, projector and predictor; EMA target of backbone and projector.
 
     Args:
         cfg: the method config; default :class:`BYOLConfig()`.
@@ -126,10 +143,9 @@ class BYOL(nn.Module):
         loss_21 = byol_loss(p2, z1)
         return {"loss": loss_12 + loss_21, "loss_12": loss_12.detach(), "loss_21": loss_21.detach()}
 
-    def momentum_update(self, tau: float) -> None:
-        """EMA step of the target towards the online network: xi <- tau xi + (1 - tau) theta."""
-        ema_update(self.target_backbone, self.backbone, tau)
-        ema_update(self.target_projector, self.projector, tau)
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """The target follows backbone and projector: xi <- tau xi + (1 - tau) theta (Sec. 3.1)."""
+        return [(self.backbone, self.target_backbone), (self.projector, self.target_projector)]
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,10 +170,7 @@ class BYOL(nn.Module):
         Returns:
             ``{"views": (H, W, 3) uint8}``.
         """
-        n = min(max_images, batch["view1"].shape[0])
-        views = torch.cat([batch["view1"][:n], batch["view2"][:n]]).detach().float().cpu()
-        grid = make_grid(denormalize(views), nrow=n, padding=2, pad_value=255)
-        return {"views": grid.permute(1, 2, 0).numpy()}
+        return {"views": view_pair_grid(batch["view1"], batch["view2"], max_images)}
 
 
 def build_byol_batch(

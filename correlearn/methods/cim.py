@@ -3,20 +3,13 @@
 The online encoder f_theta encodes the exemplars, an EMA target f_xi the context (eq. 2-3); a
 lightweight decoder with one cross-attention layer (context queries, exemplar keys/values, eq. 4-5)
 and a linear predictor (eq. 6) predicts each exemplar's correlation map over the context, trained
-with cross-entropy (eq. 7). Pairs come from :mod:`correlearn.data.cim_pairs`.
-
-Decoder details from the ref code (weivision/Correlational-Image-Modeling, models/cim.py,
-models/nn_util.py): one ``Linear(D, 512)`` embeds both streams; the cross-attention block is
-pre-norm with one LayerNorm shared by queries and keys (so f_c, f_k, f_v of eq. 4 are that
-embedding followed by the block's q/k/v maps); 16 heads; a final LayerNorm before the 2-class
-linear predictor; bilinear upsampling of the logits to m x m. The ref code keeps the CLS token in
-the decoder; here only patch tokens (ViT) or res5 cells (ResNet) are used, as the brief asks.
+with cross-entropy (eq. 7). Pairs come from :mod:`correlearn.data.cim_pairs`, the decoder from
+:mod:`correlearn.methods.cim_decoder`, the losses from :mod:`correlearn.losses.cim`.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any, Literal
 
 import numpy as np
@@ -29,9 +22,10 @@ from torchvision.utils import make_grid
 from correlearn.config import StrictModel
 from correlearn.data.augment import denormalize
 from correlearn.data.cim_pairs import CIMPairConfig
-from correlearn.methods.cim_losses import MAP_LOSSES, map_iou
-from correlearn.methods.ema import ema_update
-from correlearn.models import ViT, build_backbone, sincos_2d
+from correlearn.losses.cim import correlation_loss, map_iou
+from correlearn.methods.base import Method
+from correlearn.methods.cim_decoder import CorrelationDecoder
+from correlearn.models import ViT, build_backbone
 
 
 class CIMConfig(StrictModel):
@@ -86,130 +80,8 @@ class CIMConfig(StrictModel):
     pair: CIMPairConfig = Field(default_factory=CIMPairConfig)
 
 
-class CrossAttentionBlock(nn.Module):
-    """Eq. 4-5: a = softmax(q k^T / sqrt(d)) v; h = h_c + a + MLP(LN(h_c + a)); multi-head.
-
-    Pre-norm as the ref code's ``CrossBlock``: q from LN(h_c), k and v from LN(h_z).
-
-    Args:
-        dim: token width d.
-        heads: attention heads.
-        mlp_ratio: MLP hidden width / d.
-    """
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"decoder_dim {dim} is not divisible by decoder_heads {heads}")
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)  # shared by both streams, as the ref code
-        self.proj = nn.Linear(dim, dim)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-        self._make_maps(dim)
-
-    def _make_maps(self, dim: int) -> None:
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-
-    def correlate(
-        self, hc: torch.Tensor, hz: torch.Tensor, grid_c: tuple[int, int], grid_z: tuple[int, int]
-    ) -> torch.Tensor:
-        """(N, Nc, d) context and (N, Nz, d) exemplar tokens -> (N, Nc, d) values a (eq. 4)."""
-        n, nc, d = hc.shape
-        q = self.q(self.norm1(hc)).view(n, nc, self.heads, -1).transpose(1, 2)
-        k, v = self.kv(self.norm1(hz)).view(n, hz.shape[1], 2, self.heads, -1).unbind(2)
-        a = F.scaled_dot_product_attention(q, k.transpose(1, 2), v.transpose(1, 2))
-        return a.transpose(1, 2).reshape(n, nc, d)
-
-    def forward(
-        self, hc: torch.Tensor, hz: torch.Tensor, grid_c: tuple[int, int], grid_z: tuple[int, int]
-    ) -> torch.Tensor:
-        """(N, Nc, d) context and (N, Nz, d) exemplar tokens on their grids -> (N, Nc, d)."""
-        h = hc + self.proj(self.correlate(hc, hz, grid_c, grid_z))
-        return h + self.mlp(self.norm2(h))
-
-
-class ConvCorrelationBlock(CrossAttentionBlock):
-    """Fig. 4a "conv": eq. 5 with a depthwise correlation (SiamRPN++) in place of eq. 4.
-
-    The exemplar's (d, hz, wz) feature map is a per-channel kernel slid over the context's map
-    ('same' padding, divided by hz * wz), so each output token sees a local window only.
-    """
-
-    def _make_maps(self, dim: int) -> None:
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-
-    def correlate(
-        self, hc: torch.Tensor, hz: torch.Tensor, grid_c: tuple[int, int], grid_z: tuple[int, int]
-    ) -> torch.Tensor:
-        """(N, Nc, d) context and (N, Nz, d) exemplar tokens -> (N, Nc, d) correlations."""
-        n, nc, d = hc.shape
-        ctx = self.q(self.norm1(hc)).transpose(1, 2).reshape(1, n * d, *grid_c)
-        ker = self.k(self.norm1(hz)).transpose(1, 2).reshape(n * d, 1, *grid_z)
-        kh, kw = grid_z
-        # 'same' padding by hand: even kernels (4 x 4 ViT cells) pad one more cell after.
-        ctx = F.pad(ctx, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2))
-        a = F.conv2d(ctx, ker, groups=n * d) / (kh * kw)
-        return a.reshape(n, d, nc).transpose(1, 2)
-
-
-class CorrelationDecoder(nn.Module):
-    """CIM's decoder (eq. 4-6): embed, correlate (x depth), LN, linear predictor, upsample.
-
-    Args:
-        in_dim: encoder token width D.
-        cfg: supplies ``decoder_dim``, ``decoder_depth``, ``decoder_heads``, ``mlp_ratio`` and
-            ``correlation``.
-    """
-
-    def __init__(self, in_dim: int, cfg: CIMConfig) -> None:
-        super().__init__()
-        dim = cfg.decoder_dim
-        block = ConvCorrelationBlock if cfg.correlation == "conv" else CrossAttentionBlock
-        self.embed = nn.Linear(in_dim, dim)
-        self.blocks = nn.ModuleList(
-            block(dim, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth)
-        )
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.pred = nn.Linear(dim, 2)  # 2-class logits as the ref code's Conv2d(512, 2, 1)
-        for mod in self.modules():
-            if isinstance(mod, nn.Linear):  # ref code / JAX ViT init
-                nn.init.xavier_uniform_(mod.weight)
-                nn.init.zeros_(mod.bias)
-
-    def forward(
-        self, ctx: torch.Tensor, ex: torch.Tensor, out_size: tuple[int, int], align_corners: bool
-    ) -> torch.Tensor:
-        """Logit maps of every exemplar over its context.
-
-        Args:
-            ctx: (B, D, hc, wc) context feature map h_c.
-            ex: (B * E, D, hz, wz) exemplar feature maps h_z, exemplar e of context b at b * E + e.
-            out_size: (H, W) of the context image.
-            align_corners: of the bilinear upsampling.
-
-        Returns:
-            (B * E, H, W) logits l (y_hat = sigmoid(l)).
-        """
-        b, _, hgt, wid = ctx.shape
-        reps = ex.shape[0] // b
-        pe = sincos_2d(self.embed.out_features, hgt, wid, ctx.device)
-        # Embed once per context, then repeat per exemplar: every exemplar gets its own map.
-        hc = (self.embed(ctx.flatten(2).transpose(1, 2)) + pe).repeat_interleave(reps, dim=0)
-        hz = self.embed(ex.flatten(2).transpose(1, 2))
-        for blk in self.blocks:
-            hc = blk(hc, hz, (hgt, wid), tuple(ex.shape[-2:]))
-        logits = self.pred(self.norm(hc))
-        diff = (logits[..., 1] - logits[..., 0]).reshape(-1, 1, hgt, wid)
-        up = F.interpolate(diff.float(), out_size, mode="bilinear", align_corners=align_corners)
-        return up[:, 0]
-
-
-class CIM(nn.Module):
-    """Correlational Image Modeling with the methods contract (docs/contracts.md).
+class CIM(Method):
+    """Correlational Image Modeling: online encoder, EMA target encoder, correlation decoder.
 
     Args:
         cfg: the method config; default :class:`CIMConfig()`.
@@ -217,7 +89,7 @@ class CIM(nn.Module):
     Attributes:
         backbone: online encoder f_theta (evaluated and exported).
         target_backbone: EMA encoder f_xi (None for ``bootstrap="shared"``); never gets gradients.
-        decoder: :class:`CorrelationDecoder`.
+        decoder: :class:`~correlearn.methods.cim_decoder.CorrelationDecoder`.
         base_tau: EMA decay at step 0.
     """
 
@@ -233,7 +105,14 @@ class CIM(nn.Module):
         self.target_backbone = None
         if cfg.bootstrap != "shared":
             self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
-        self.decoder = CorrelationDecoder(self.backbone.out_dim, cfg)
+        self.decoder = CorrelationDecoder(
+            self.backbone.out_dim,
+            cfg.decoder_dim,
+            cfg.decoder_depth,
+            cfg.decoder_heads,
+            cfg.mlp_ratio,
+            cfg.correlation,
+        )
 
     def encode(
         self, context: torch.Tensor, exemplars: torch.Tensor
@@ -276,24 +155,22 @@ class CIM(nn.Module):
             ``loss`` (back-propagated), ``loss_<cfg.loss>`` (same value, detached) and ``map_iou``
             (thresholded prediction vs ground truth, a monitor).
         """
-        logits = self.forward_logits(batch).float()
-        maps = batch["maps"]
-        flat_l, flat_y = logits.flatten(0, 1), maps.flatten(0, 1)
-        fn = MAP_LOSSES[self.cfg.loss]
-        if self.cfg.loss == "focal":
-            fn = functools.partial(fn, alpha=self.cfg.focal_alpha, gamma=self.cfg.focal_gamma)
-        per_map = fn(flat_l, flat_y).view(maps.shape[:2])
-        loss = per_map.mean(0).sum() if self.cfg.exemplar_reduction == "sum" else per_map.mean()
+        cfg = self.cfg
+        logits, maps = self.forward_logits(batch).float(), batch["maps"]
+        loss = correlation_loss(
+            logits, maps, cfg.loss, cfg.exemplar_reduction, cfg.focal_alpha, cfg.focal_gamma
+        )
         return {
             "loss": loss,
-            f"loss_{self.cfg.loss}": loss.detach(),
-            "map_iou": map_iou(flat_l, flat_y),
+            f"loss_{cfg.loss}": loss.detach(),
+            "map_iou": map_iou(logits.flatten(0, 1), maps.flatten(0, 1)),
         }
 
-    def momentum_update(self, tau: float) -> None:
-        """Eq. 3: xi <- tau xi + (1 - tau) theta; only xi moves, a no-op for ``shared``."""
-        if self.target_backbone is not None:
-            ema_update(self.target_backbone, self.backbone, tau)
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """Eq. 3: the target encoder xi follows theta; none for ``bootstrap="shared"``."""
+        if self.target_backbone is None:
+            return []
+        return [(self.backbone, self.target_backbone)]
 
     @torch.no_grad()
     def predict_maps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

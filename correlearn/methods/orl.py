@@ -9,11 +9,12 @@ config ``configs/selfsup/orl/coco/stage3/r50_bs512_ep800.py`` has ``pretrained=N
 serves to mine the pairs.
 
 Inputs (Sec. 3.1 "Stage 3", Sec. 3.2 "Image augmentations"): two 224 px BYOL views of the image;
-a filtered RoI of the image and a jittered copy (:func:`correlearn.mining.jitter_box`); a random
-kNN neighbour, then a random stored RoI pair between the two images. RoI crops are resized to 96 px
-"to take the place of the random resized crop" and then get the global views' flip and colour
-augmentations (patch 1 with view 1's parameters, patch 2 with view 2's, as the reference
-``train_patch_pipeline1/2``), drawn independently per crop.
+a filtered RoI of the image and a jittered copy (:func:`correlearn.data.box_jitter.jitter_box`); a
+random kNN neighbour, then a random stored RoI pair between the two images
+(:mod:`correlearn.methods.orl_rois`). RoI crops are resized to 96 px "to take the place of the
+random resized crop" and then get the global views' flip and colour augmentations (patch 1 with
+view 1's parameters, patch 2 with view 2's, as the reference ``train_patch_pipeline1/2``), drawn
+independently per crop.
 """
 
 from __future__ import annotations
@@ -23,29 +24,17 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow as pa
 import torch
-import torchvision.transforms.v2.functional as TF
 from pydantic import Field
 from torch import nn
-from torchvision.transforms import InterpolationMode
-from torchvision.utils import make_grid
 
 from correlearn.config import StrictModel
-from correlearn.data.augment import (
-    BYOL_VIEW1,
-    BYOL_VIEW2,
-    ViewAug,
-    augment_view,
-    denormalize,
-    hflip,
-    normalize,
-    photometric,
-    to_chw,
-)
-from correlearn.methods.ema import ema_update
-from correlearn.methods.losses import symmetric_byol_loss
-from correlearn.mining.jitter import jitter_box
+from correlearn.data.augment import BYOL_VIEW1, BYOL_VIEW2, ViewAug, augment_view, normalize, to_chw
+from correlearn.data.box_jitter import jitter_box
+from correlearn.losses.byol import symmetric_byol_loss
+from correlearn.methods.base import Method
+from correlearn.methods.byol import view_pair_grid
+from correlearn.methods.orl_rois import RoIPairIndex, roi_patch
 from correlearn.models import build_backbone
 from correlearn.models.heads import mlp
 
@@ -87,8 +76,8 @@ class ORLConfig(StrictModel):
     view2: ViewAug = Field(default_factory=lambda: BYOL_VIEW2.model_copy())
 
 
-class ORL(nn.Module):
-    """ORL stage 3 (contracts: ``training_step``, ``backbone``, ``momentum_update``, ``base_tau``).
+class ORL(Method):
+    """ORL stage 3: BYOL's networks with one predictor per branch and an EMA target.
 
     Attributes:
         backbone, projector: shared online encoder and projector, (B, 3, S, S) -> (B, proj_dim).
@@ -155,92 +144,89 @@ class ORL(nn.Module):
             out[f"loss_{b}"] = loss.detach()
         return {"loss": total, **out}
 
-    def momentum_update(self, tau: float) -> None:
-        """EMA step of the target: xi <- tau xi + (1 - tau) theta (BYOL Sec. 3.1, ORL Sec. 3.2)."""
-        ema_update(self.target_backbone, self.backbone, tau)
-        ema_update(self.target_projector, self.projector, tau)
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """Target backbone and projector follow the online ones (BYOL Sec. 3.1, ORL Sec. 3.2)."""
+        return [(self.backbone, self.target_backbone), (self.projector, self.target_projector)]
 
     @torch.no_grad()
     def pictures(self, batch: dict[str, torch.Tensor], max_images: int = 8) -> dict[str, Any]:
         """Inputs of each branch: ``{"views"|"intra"|"inter": (H, W, 3) uint8}``, two rows each."""
-        out = {}
-        for branch, (a, b) in _PAIRS.items():
-            if a in batch:
-                n = min(max_images, batch[a].shape[0])
-                x = torch.cat([batch[a][:n], batch[b][:n]]).detach().float().cpu()
-                grid = make_grid(denormalize(x), nrow=n, padding=2, pad_value=255)
-                out["views" if branch == "image" else branch] = grid.permute(1, 2, 0).numpy()
-        return out
+        return {
+            "views" if branch == "image" else branch: view_pair_grid(batch[a], batch[b], max_images)
+            for branch, (a, b) in _PAIRS.items()
+            if a in batch
+        }
 
 
-class RoIPairIndex:
-    """Stored inter-RoI pairs (ORL Sec. 3.1 Stage 2 (iii)), grouped by (image, neighbour rank).
-
-    Args:
-        table: a ``pairs.parquet`` table (``key, nbr_key, nbr_rank, q_box, n_box, score``).
-        keys: image keys; positions in it are the image ids used by :meth:`sample`.
-        knn_k: use only the first ``knn_k`` stored neighbours (reference ``topk_knn_image``).
-    """
-
-    def __init__(self, table: pa.Table, keys: Sequence[str], knn_k: int | None = None):
-        pos = {k: i for i, k in enumerate(keys)}
-        img = np.array([pos[k] for k in table.column("key").to_pylist()], dtype=np.int64)
-        nbr = np.array([pos[k] for k in table.column("nbr_key").to_pylist()], dtype=np.int64)
-        rank = table.column("nbr_rank").to_numpy().astype(np.int64)
-        q = table.column("q_box").combine_chunks().flatten().to_numpy().reshape(-1, 4)
-        n = table.column("n_box").combine_chunks().flatten().to_numpy().reshape(-1, 4)
-        keep = rank < knn_k if knn_k is not None else np.ones(len(rank), bool)
-        order = np.lexsort((rank[keep], img[keep]))
-        img, rank = img[keep][order], rank[keep][order]
-        self.nbr, self.q_boxes, self.n_boxes = nbr[keep][order], q[keep][order], n[keep][order]
-        new = np.ones(len(img), bool)
-        new[1:] = (img[1:] != img[:-1]) | (rank[1:] != rank[:-1])
-        starts = np.flatnonzero(new)
-        self.row_start = np.append(starts, len(img))
-        self.image_group = np.searchsorted(img[starts], np.arange(len(keys) + 1))
-
-    def num_neighbours(self, i: int) -> int:
-        """Neighbours of image ``i`` with at least one stored pair."""
-        return int(self.image_group[i + 1] - self.image_group[i])
-
-    def sample(self, i: int, rng: np.random.Generator) -> tuple[int, np.ndarray, np.ndarray] | None:
-        """A random neighbour of image ``i``, then a random stored pair (ORL Sec. 3.1 Stage 3).
-
-        Returns:
-            ``(neighbour position, (4,) query box, (4,) neighbour box)`` (xyxy), or None when image
-            ``i`` has no stored pair.
-        """
-        g0, g1 = self.image_group[i], self.image_group[i + 1]
-        if g0 == g1:
-            return None
-        g = g0 + int(rng.integers(g1 - g0))
-        r = self.row_start[g] + int(rng.integers(self.row_start[g + 1] - self.row_start[g]))
-        return int(self.nbr[r]), self.q_boxes[r], self.n_boxes[r]
-
-
-def roi_patch(
-    img: torch.Tensor, box: np.ndarray, size: int, aug: ViewAug, rng: np.random.Generator
-) -> torch.Tensor:
-    """Crop an RoI, resize it to ``size`` and augment it as a global view (ORL Sec. 3.2).
+def _intra_pair(
+    img: torch.Tensor, cand: np.ndarray, rng: np.random.Generator, cfg: ORLConfig
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """An intra-RoI pair (Sec. 3.1 Stage 3): a random filtered box and its jitter (footnote 3).
 
     Args:
         img: (3, H, W) uint8 image.
-        box: (4,) xyxy box in image pixels (rounded and clipped, at least 1 px).
-        size: output side R.
-        aug: flip and colour parameters (the random-resized crop fields are unused).
+        cand: (K, 4) filtered xyxy RoIs of the image; none -> the whole frame.
         rng: the random generator.
+        cfg: sizes, jitter ranges and the two views' augmentations.
 
     Returns:
-        (3, R, R) uint8 patch.
+        The two (3, R, R) uint8 patches and their (2, 4) boxes.
     """
     h, w = img.shape[-2:]
-    x1, y1, x2, y2 = np.round(np.asarray(box, dtype=np.float64)).astype(int).tolist()
-    x1, y1 = min(max(x1, 0), w - 1), min(max(y1, 0), h - 1)
-    x2, y2 = min(max(x2, x1 + 1), w), min(max(y2, y1 + 1), h)
-    x = TF.resized_crop(
-        img, y1, x1, y2 - y1, x2 - x1, [size, size], InterpolationMode.BILINEAR, antialias=True
+    cand = np.asarray(cand, dtype=np.float64).reshape(-1, 4)
+    b1 = cand[int(rng.integers(len(cand)))] if len(cand) else np.array([0, 0, w, h], np.float64)
+    b2 = jitter_box(
+        b1, rng, w, h, cfg.jitter_shift, cfg.jitter_area, cfg.jitter_aspect, cfg.jitter_mode
     )
-    return photometric(hflip(x, aug.flip_p, rng), rng, aug)
+    p1 = roi_patch(img, b1, cfg.roi_size, cfg.view1, rng)
+    return p1, roi_patch(img, b2, cfg.roi_size, cfg.view2, rng), np.stack([b1, b2])
+
+
+def _inter_pair(
+    images: Any,
+    i: int,
+    img: torch.Tensor,
+    pairs: RoIPairIndex,
+    rng: np.random.Generator,
+    cfg: ORLConfig,
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, int]:
+    """An inter-RoI pair of image ``i`` (Sec. 3.1 Stage 3): :meth:`RoIPairIndex.sample`.
+
+    Without a stored pair both patches are the whole frame of image ``i`` (neighbour -1).
+
+    Returns:
+        The two (3, R, R) uint8 patches, their (2, 4) boxes and the neighbour's position.
+    """
+    h, w = img.shape[-2:]
+    whole = np.array([0, 0, w, h], dtype=np.float64)
+    hit = pairs.sample(i, rng)
+    j, qb, nb = hit if hit is not None else (-1, whole, whole)
+    other = img if j < 0 else to_chw(images[j]["image"])
+    p1 = roi_patch(img, qb, cfg.roi_size, cfg.view1, rng)
+    p2 = roi_patch(other, nb, cfg.roi_size, cfg.view2, rng)
+    return p1, p2, np.stack([qb, nb]).astype(np.float64), j
+
+
+def _image_inputs(
+    images: Any,
+    pairs: RoIPairIndex,
+    boxes: Sequence[np.ndarray],
+    i: int,
+    rng: np.random.Generator,
+    cfg: ORLConfig,
+) -> dict[str, Any]:
+    """Every input of image ``i``: two views, then the active branches' patch pairs and boxes."""
+    img = to_chw(images[i]["image"])
+    out: dict[str, Any] = {
+        "view1": augment_view(img, rng, cfg.image_size, cfg.view1),
+        "view2": augment_view(img, rng, cfg.image_size, cfg.view2),
+    }
+    if "intra" in _LOCAL[cfg.branches]:
+        out["intra1"], out["intra2"], out["intra_boxes"] = _intra_pair(img, boxes[i], rng, cfg)
+    if "inter" in _LOCAL[cfg.branches]:
+        p1, p2, out["inter_boxes"], out["inter_nbr"] = _inter_pair(images, i, img, pairs, rng, cfg)
+        out["inter1"], out["inter2"] = p1, p2
+    return out
 
 
 def build_orl_batch(
@@ -274,36 +260,13 @@ def build_orl_batch(
         ``view1``/``view2`` (B, 3, S, S) and, per active branch, ``intra1``/``intra2`` and
         ``inter1``/``inter2`` (B, 3, R, R), all float32 ImageNet-normalised.
     """
-    local = _LOCAL[cfg.branches]
-    out: dict[str, list] = {k: [] for k in (*_INPUTS, "intra_boxes", "inter_boxes", "inter_nbr")}
-    for i in (int(j) for j in idx):
-        img = to_chw(images[i]["image"])
-        h, w = img.shape[-2:]
-        whole = np.array([0, 0, w, h], dtype=np.float64)
-        out["view1"].append(augment_view(img, rng, cfg.image_size, cfg.view1))
-        out["view2"].append(augment_view(img, rng, cfg.image_size, cfg.view2))
-        if "intra" in local:
-            cand = np.asarray(boxes[i], dtype=np.float64).reshape(-1, 4)
-            b1 = cand[int(rng.integers(len(cand)))] if len(cand) else whole
-            b2 = jitter_box(
-                b1, rng, w, h, cfg.jitter_shift, cfg.jitter_area, cfg.jitter_aspect, cfg.jitter_mode
-            )
-            out["intra1"].append(roi_patch(img, b1, cfg.roi_size, cfg.view1, rng))
-            out["intra2"].append(roi_patch(img, b2, cfg.roi_size, cfg.view2, rng))
-            out["intra_boxes"].append(np.stack([b1, b2]))
-        if "inter" in local:
-            hit = pairs.sample(i, rng)
-            j, qb, nb = hit if hit is not None else (-1, whole, whole)
-            other = img if j < 0 else to_chw(images[j]["image"])
-            out["inter1"].append(roi_patch(img, qb, cfg.roi_size, cfg.view1, rng))
-            out["inter2"].append(roi_patch(other, nb, cfg.roi_size, cfg.view2, rng))
-            out["inter_boxes"].append(np.stack([qb, nb]).astype(np.float64))
-            out["inter_nbr"].append(j)
-    batch = {k: normalize(torch.stack(out[k])) for k in _INPUTS if out[k]}
+    rows = [_image_inputs(images, pairs, boxes, int(i), rng, cfg) for i in idx]
+    present = set(rows[0]) if rows else set()
+    batch = {k: normalize(torch.stack([r[k] for r in rows])) for k in _INPUTS if k in present}
     if with_boxes:
         for k in ("intra_boxes", "inter_boxes"):
-            if out[k]:
-                batch[k] = torch.from_numpy(np.stack(out[k])).float()
-        if out["inter_nbr"]:
-            batch["inter_nbr"] = torch.tensor(out["inter_nbr"], dtype=torch.long)
+            if k in present:
+                batch[k] = torch.from_numpy(np.stack([r[k] for r in rows])).float()
+        if "inter_nbr" in present:
+            batch["inter_nbr"] = torch.tensor([r["inter_nbr"] for r in rows], dtype=torch.long)
     return batch

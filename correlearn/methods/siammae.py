@@ -29,10 +29,13 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from correlearn.config import StrictModel
-from correlearn.data.augment import denormalize, hflip, random_resized_crop
+from correlearn.data.augment import denormalize, hflip, random_resized_crop, to_tchw
 from correlearn.data.augment import normalize as normalize_img
 from correlearn.data.frame_index import FrameSampler
+from correlearn.losses.mae import masked_mse, norm_pix
+from correlearn.methods.base import Method
 from correlearn.models import ViT, build_backbone, sincos_2d
+from correlearn.models.patches import patchify, random_masking, unpatchify
 
 
 class SiamMAEConfig(StrictModel):
@@ -64,67 +67,6 @@ class SiamMAEConfig(StrictModel):
         if self.decoder_dim % 4 or self.decoder_dim % self.decoder_heads:
             raise ValueError("decoder_dim must be divisible by 4 and by decoder_heads")
         return self
-
-
-def random_masking(
-    b: int, n: int, ratio: float, gen: torch.Generator | None = None, device=None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """MAE's per-sample random masking (He et al. 2022, Sec. 3; SiamMAE Sec. 3 "Masking").
-
-    Args:
-        b: batch size B.
-        n: patches per frame N.
-        ratio: fraction of patches to mask.
-        gen: the generator drawing the noise (its device is used); None -> global RNG.
-        device: where the returned tensors live (default: the noise's device).
-
-    Returns:
-        ``keep`` (B, n_keep) long patch ids to encode, ``mask`` (B, N) float (1 = masked),
-        ``ids_restore`` (B, N) long: position of each patch in [kept..., masked...].
-    """
-    # A tiny epsilon so float error in 1 - ratio never drops a token that MAE's int() keeps.
-    n_keep = int(n * (1.0 - ratio) + 1e-6)
-    noise = torch.rand(b, n, generator=gen, device=gen.device if gen is not None else device)
-    ids_shuffle = noise.argsort(dim=1).to(device or noise.device)
-    ids_restore = ids_shuffle.argsort(dim=1)
-    mask = torch.ones(b, n, device=ids_shuffle.device)
-    mask[:, :n_keep] = 0
-    return ids_shuffle[:, :n_keep], torch.gather(mask, 1, ids_restore), ids_restore
-
-
-def patchify(imgs: torch.Tensor, p: int) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, h*w, p*p*3), row-major patches, (p, q, c) order inside (MAE)."""
-    b, c, hh, ww = imgs.shape
-    h, w = hh // p, ww // p
-    x = imgs[:, :, : h * p, : w * p].reshape(b, c, h, p, w, p)
-    return torch.einsum("nchpwq->nhwpqc", x).reshape(b, h * w, p * p * c)
-
-
-def unpatchify(x: torch.Tensor, p: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`patchify`: (B, h*w, p*p*3) -> (B, 3, h*p, w*p)."""
-    x = x.reshape(x.shape[0], h, w, p, p, 3)
-    return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], 3, h * p, w * p)
-
-
-def norm_pix(target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Per-patch mean/variance normalisation of (B, N, P) pixel targets (MAE ``norm_pix_loss``)."""
-    mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
-    return (target - mean) / (var + eps) ** 0.5
-
-
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L2 loss on masked patches only (SiamMAE Sec. 3 "Decoder"; MAE ``forward_loss``).
-
-    Args:
-        pred: (B, N, P) predicted patches.
-        target: (B, N, P) target patches.
-        mask: (B, N), 1 = masked (counted), 0 = visible (ignored).
-
-    Returns:
-        Mean over masked patches of the per-patch mean squared error (0 if nothing is masked).
-    """
-    per_patch = ((pred - target) ** 2).mean(dim=-1)
-    return (per_patch * mask).sum() / mask.sum().clamp(min=1)
 
 
 class Attention(nn.Module):
@@ -171,8 +113,8 @@ class DecoderBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x))
 
 
-class SiamMAE(nn.Module):
-    """SiamMAE (contracts: ``training_step``, ``backbone``, ``pictures``).
+class SiamMAE(Method):
+    """SiamMAE: a siamese ViT encoder and a cross-attention decoder; no EMA target.
 
     Attributes:
         backbone: the siamese ViT encoder (evaluated and exported).
@@ -311,12 +253,6 @@ class SiamMAE(nn.Module):
         return {"reconstruction": grid.permute(1, 2, 0).numpy()}
 
 
-def _as_chw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-    if isinstance(frames, torch.Tensor):
-        return frames
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-
-
 def build_siammae_batch(videos, video_ids, rng: np.random.Generator, cfg: SiamMAEConfig) -> dict:
     """Frame pairs with one shared crop and flip each (Sec. 4.1, Table 3a), repeated sampling.
 
@@ -338,7 +274,7 @@ def build_siammae_batch(videos, video_ids, rng: np.random.Generator, cfg: SiamMA
     for vid in video_ids:
         for _ in range(cfg.repeated_sampling):
             ts = cfg.sampler.sample(int(videos.n_frames[vid]), float(videos.fps[vid]), rng)
-            pair = _as_chw(videos.frames(int(vid), ts))  # (2, 3, H, W): one crop for both
+            pair = to_tchw(videos.frames(int(vid), ts))  # (2, 3, H, W): one crop for both
             pair = random_resized_crop(pair, rng, cfg.image_size, cfg.crop_scale, cfg.crop_ratio)
             pair = hflip(pair, cfg.flip_p, rng)
             f1.append(pair[0])

@@ -31,13 +31,15 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from correlearn.config import StrictModel
-from correlearn.data.augment import ViewAug, augment_view, denormalize
+from correlearn.data.augment import ViewAug, augment_view, denormalize, to_tchw
 from correlearn.data.augment import normalize as normalize_img
 from correlearn.data.frame_index import FrameSampler
-from correlearn.methods.ema import ema_update
-from correlearn.methods.losses import info_nce, simsiam_loss
+from correlearn.losses.moco import moco_pair_loss
+from correlearn.losses.simsiam import simsiam_pair_loss
+from correlearn.methods.base import Method
 from correlearn.models import build_backbone
 from correlearn.models.heads import mlp, simsiam_predictor, simsiam_projector
+from correlearn.train.schedules import ema_tau
 
 
 class VFSConfig(StrictModel):
@@ -64,7 +66,7 @@ class VFSConfig(StrictModel):
     temperature: float = Field(0.2, gt=0)
     queue_size: int = Field(65536, ge=1)
     momentum: float = Field(0.999, ge=0, le=1)
-    # MoCo keeps m constant; "cosine" follows the loop's ema_tau rise from ``momentum`` to 1.
+    # MoCo keeps m constant; "cosine" rises from ``momentum`` to 1 as BYOL's tau (ema_tau).
     ema_schedule: Literal["constant", "cosine"] = "constant"
     # Zero the last BN scale of every residual block (SimSiam and the VFS ref code).
     zero_init_residual: bool = True
@@ -92,50 +94,6 @@ def vfs_pairs(n: int, pairing: str) -> list[tuple[int, int]]:
     if pairing == "halves":
         return [(a, b) for a in range(n // 2) for b in range(n // 2, n)]
     return [(i, (i + 1) % n) for i in range(n)]
-
-
-def simsiam_pair_loss(
-    p: torch.Tensor, z: torch.Tensor, pairs: list[tuple[int, int]]
-) -> torch.Tensor:
-    """Eq. 5 symmetrised over each pair, averaged over pairs and videos (weight 1/pairs).
-
-    Args:
-        p: (B, n, d) predictor outputs.
-        z: (B, n, d) projections (the stop-gradient is applied here).
-        pairs: frame index pairs (a, b).
-
-    Returns:
-        Scalar in [0, 4]; 0 when p and z point the same way.
-    """
-    a, b = (torch.tensor(x, device=p.device) for x in zip(*pairs, strict=True))
-    pa, pb, za, zb = (t[:, i].flatten(0, 1) for t, i in ((p, a), (p, b), (z, a), (z, b)))
-    return simsiam_loss(pa, pb, za, zb)
-
-
-def moco_pair_loss(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    queue: torch.Tensor,
-    pairs: list[tuple[int, int]],
-    temperature: float = 0.2,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 4 for each pair, in both directions (as the SimSiam loss), averaged.
-
-    Args:
-        q: (B, n, d) projections of the online encoder (queries).
-        k: (B, n, d) L2-normalised momentum-encoder keys (no gradient).
-        queue: (K, d) negatives from earlier batches (other videos).
-        pairs: frame index pairs (a, b): q_a against k_b and q_b against k_a.
-        temperature: tau of eq. 4 (0.2, Sec. 4.1).
-
-    Returns:
-        The mean InfoNCE and the top-1 accuracy of the positive among 1 + K logits.
-    """
-    a, b = (torch.tensor(x, device=q.device) for x in zip(*pairs, strict=True))
-    l1, lg1 = info_nce(q[:, a].flatten(0, 1), k[:, b].flatten(0, 1), queue, temperature)
-    l2, lg2 = info_nce(q[:, b].flatten(0, 1), k[:, a].flatten(0, 1), queue, temperature)
-    acc = (torch.cat([lg1, lg2]).argmax(dim=1) == 0).float().mean()
-    return 0.5 * (l1 + l2), acc
 
 
 class KeyQueue(nn.Module):
@@ -183,8 +141,8 @@ def _all_gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(out)
 
 
-class VFS(nn.Module):
-    """VFS (contracts: ``training_step``, ``backbone``; ``momentum_update``/``base_tau`` with MoCo).
+class VFS(Method):
+    """VFS: SimSiam over frame pairs, or MoCo v2 with a momentum encoder and a key queue.
 
     Attributes:
         backbone: the ResNet, (B, 3, S, S) -> (B, out_dim); evaluated and exported.
@@ -208,7 +166,6 @@ class VFS(nn.Module):
             self.projector = simsiam_projector(width, dim, cfg.proj_last_bn_affine)
             self.predictor = simsiam_predictor(dim, cfg.pred_hidden_dim or dim // 4)
             return
-        self.base_tau = cfg.momentum
         self.projector = mlp(width, width, cfg.moco_dim, hidden_bn=False)
         self.target_backbone = copy.deepcopy(self.backbone)
         self.target_projector = copy.deepcopy(self.projector)
@@ -242,22 +199,17 @@ class VFS(nn.Module):
         self.queue.enqueue(_all_gather(k.float()))
         return {"loss": loss, "nce_acc": acc.detach()}
 
-    @property
-    def momentum_update(self):
-        """MoCo's eq. 2 update ``xi <- m xi + (1 - m) theta`` (absent without negatives).
-
-        With ``ema_schedule="constant"`` the tau that the loop passes (its cosine rise) is ignored
-        and ``cfg.momentum`` is used, as MoCo. Raising AttributeError here makes
-        ``hasattr(vfs, "momentum_update")`` false for SimSiam, so the loop does no EMA step.
-        """
+    def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        """MoCo's momentum encoder follows backbone and projector (eq. 2); none for SimSiam."""
         if not self.cfg.negatives:
-            raise AttributeError("VFS without negatives (SimSiam) has no momentum encoder")
-        return self._momentum_update
+            return []
+        return [(self.backbone, self.target_backbone), (self.projector, self.target_projector)]
 
-    def _momentum_update(self, tau: float) -> None:
-        m = self.cfg.momentum if self.cfg.ema_schedule == "constant" else tau
-        ema_update(self.target_backbone, self.backbone, m)
-        ema_update(self.target_projector, self.projector, m)
+    def ema_momentum(self, step: int, total_steps: int) -> float:
+        """The m of eq. 2: ``cfg.momentum`` throughout (MoCo), or its cosine rise to 1 (``cosine``)."""
+        if self.cfg.ema_schedule == "constant":
+            return self.cfg.momentum
+        return ema_tau(step, total_steps, self.cfg.momentum)
 
     @torch.no_grad()
     def pictures(
@@ -294,13 +246,6 @@ class VFS(nn.Module):
         return {"frames": np.asarray(sheet)}
 
 
-def _as_chw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """(T, H, W, 3) numpy or (T, 3, H, W) tensor, uint8 -> (T, 3, H, W) uint8 tensor."""
-    if isinstance(frames, torch.Tensor):
-        return frames
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-
-
 def build_vfs_batch(videos, video_ids, rng: np.random.Generator, cfg: VFSConfig) -> dict:
     """Sample n frames per video (Sec. 3.2) and crop/flip/(colour) each independently (Table 2).
 
@@ -318,7 +263,7 @@ def build_vfs_batch(videos, video_ids, rng: np.random.Generator, cfg: VFSConfig)
     out, frame_ids = [], []
     for vid in video_ids:
         ts = cfg.sampler.sample(int(videos.n_frames[vid]), float(videos.fps[vid]), rng)
-        clip = _as_chw(videos.frames(int(vid), ts))
+        clip = to_tchw(videos.frames(int(vid), ts))
         out.append(torch.stack([augment_view(f, rng, cfg.image_size, aug) for f in clip]))
         frame_ids.append(torch.as_tensor(ts, dtype=torch.long))
     return {

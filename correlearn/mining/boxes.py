@@ -1,4 +1,6 @@
-"""Box arithmetic and ORL's RoI filter (ORL paper Sec. 3.1 step (ii), footnote 2).
+"""ORL's RoI filter (ORL paper Sec. 3.1 step (ii), footnote 2); box arithmetic is in ``box_ops``.
+
+The box arithmetic lives in :mod:`correlearn.data.box_ops`, below mining and the stage-3 jitter.
 
 Convention used across ``correlearn.mining``: a box array has shape ``(N, 4)``, dtype float, rows
 ``(x1, y1, x2, y2)`` in pixels of the *original* image, with pixel-edge coordinates: a box covering
@@ -11,72 +13,21 @@ exactly :func:`iou_matrix` on the converted boxes.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
-BoxFormat = Literal["xyxy", "xywh"]
+from correlearn.data.box_ops import BoxFormat, iou_matrix, xywh_to_xyxy
 
 
-def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    """Convert ``(x, y, w, h)`` rows to ``(x1, y1, x2, y2)``.
-
-    Args:
-        boxes: ``(N, 4)`` boxes as ``(x, y, w, h)``.
-
-    Returns:
-        ``(N, 4)`` float64 boxes as ``(x1, y1, x2, y2)``.
-    """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
-
-
-def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
-    """Convert ``(x1, y1, x2, y2)`` rows to ``(x, y, w, h)``.
-
-    Args:
-        boxes: ``(N, 4)`` boxes as ``(x1, y1, x2, y2)``.
-
-    Returns:
-        ``(N, 4)`` float64 boxes as ``(x, y, w, h)``.
-    """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
-
-
-def box_area(boxes: np.ndarray) -> np.ndarray:
-    """Areas of ``(N, 4)`` xyxy boxes; degenerate (inverted) boxes have area 0.
-
-    Args:
-        boxes: ``(N, 4)`` xyxy boxes.
-
-    Returns:
-        ``(N,)`` float64 areas.
-    """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection-over-union of two box sets.
-
-    Args:
-        a: ``(Na, 4)`` xyxy boxes.
-        b: ``(Nb, 4)`` xyxy boxes.
-
-    Returns:
-        ``(Na, Nb)`` float64 IoU in ``[0, 1]``; pairs whose union is empty get 0.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+def _shape_ok(xyxy: np.ndarray, min_size: float, aspect_range: tuple[float, float]) -> np.ndarray:
+    """Rules 1 and 2 of :func:`orl_filter` on ``(N, 4)`` xyxy boxes: an ``(N,)`` bool mask."""
+    w = xyxy[:, 2] - xyxy[:, 0]
+    h = xyxy[:, 3] - xyxy[:, 1]
+    ok = (w > 0) & (h > 0) & (w >= min_size) & (h >= min_size)
+    lo, hi = aspect_range
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return iou
+        # Same two divisions as the reference (w / h > 3 or h / w > 3 rejects).
+        ok &= ~((w / h > hi) | (h / w > 1.0 / lo))
+    return ok
 
 
 def orl_filter(
@@ -122,13 +73,7 @@ def orl_filter(
         raise ValueError(f"fmt must be 'xyxy' or 'xywh', got {fmt!r}")
     raw = np.asarray(boxes).reshape(-1, 4)
     xyxy = xywh_to_xyxy(raw) if fmt == "xywh" else raw.astype(np.float64)
-    w = xyxy[:, 2] - xyxy[:, 0]
-    h = xyxy[:, 3] - xyxy[:, 1]
-    ok = (w > 0) & (h > 0) & (w >= min_size) & (h >= min_size)
-    lo, hi = aspect_range
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # Same two divisions as the reference (w / h > 3 or h / w > 3 rejects).
-        ok &= ~((w / h > hi) | (h / w > 1.0 / lo))
+    ok = _shape_ok(xyxy, min_size, aspect_range)
     kept: list[int] = []
     kept_boxes = np.empty((max_boxes, 4), dtype=np.float64)
     for i in np.flatnonzero(ok):

@@ -2,16 +2,18 @@
 
 Filtered RoIs of an image and of each of its K neighbours are cropped, resized to 224 and embedded
 with the stage-1 backbone; the top-ranked N = 10% pairs of their cosine matrix are kept (Sec. 3.2).
-Reference: ``Correspondence.forward_test`` (``openselfsup/models/correspondence.py``) and
-``CorrespondenceDataset.evaluate`` (the ``*_instance_correspondence.json`` layout) in Jiahao000/ORL.
-Boxes are xyxy in original-image pixels (see ``correlearn.mining.boxes``); the JSON stores xywh.
+Reference: ``Correspondence.forward_test`` (``openselfsup/models/correspondence.py``) in
+Jiahao000/ORL. Boxes are xyxy in original-image pixels (see :mod:`correlearn.mining.boxes`); the
+reference JSON layout of the pairs is :mod:`correlearn.mining.ref_json`.
+:func:`mine_collection_pairs` runs the retrieval over a whole image set (the ``correspondence``
+stage): every image's RoIs are embedded once into a memory map on disk, however many kNN lists the
+image appears in.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +21,8 @@ import pyarrow as pa
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from correlearn.mining.boxes import xywh_to_xyxy, xyxy_to_xywh
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,16 +37,6 @@ PAIRS_SCHEMA = pa.schema(
         ("score", pa.float32()),
     ]
 )
-
-# Reference defaults written to the JSON "info" block (CorrespondenceDataset.evaluate).
-REF_INFO = {
-    "bbox_min_size": 96,
-    "bbox_max_aspect_ratio": 3,
-    "bbox_max_iou": 0.5,
-    "intra_bbox_num": 100,
-    "knn_image_num": 10,
-    "knn_bbox_pair_ratio": 0.1,
-}
 
 
 def _top_pairs(sim: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -193,10 +185,12 @@ def mine_pairs(
             cols["q_box"].append(bq[qi])
             cols["n_box"].append(bn[ni])
             cols["score"].append(sc)
-    return _pairs_table(cols)
+    return pairs_table(cols)
 
 
-def _pairs_table(cols: dict[str, list[Any]]) -> pa.Table:
+def pairs_table(cols: dict[str, list[Any]]) -> pa.Table:
+    """A :data:`PAIRS_SCHEMA` table from column lists (boxes and scores as chunks of arrays)."""
+
     def cat(chunks: list[np.ndarray]) -> np.ndarray:
         return (
             np.concatenate(chunks).astype(np.float32).reshape(-1) if chunks else np.zeros(0, "f4")
@@ -214,135 +208,74 @@ def _pairs_table(cols: dict[str, list[Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=PAIRS_SCHEMA)
 
 
-def _xywh_list(box: np.ndarray) -> list[int | float]:
-    # The reference stores integer pixel boxes; keep ints where the value is whole.
-    return [int(v) if v.is_integer() else v for v in xyxy_to_xywh(box).reshape(-1).tolist()]
+class _Crops(Dataset):
+    """``ds[i]`` -> the ``(B_i, 3, size, size)`` RoI crops of image ``i`` (:func:`crop_boxes`)."""
+
+    def __init__(self, images: Sequence[Mapping[str, Any]], boxes: Sequence[np.ndarray], size: int):
+        self.images, self.boxes, self.size = images, boxes, size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return crop_boxes(self.images[i]["image"], self.boxes[i], self.size)
 
 
-def export_ref_json(
-    table: pa.Table,
-    path: str | os.PathLike,
-    intra_boxes: Mapping[str, np.ndarray] | None = None,
-    image_keys: Sequence[str] | None = None,
-    info: Mapping[str, Any] | None = None,
-) -> None:
-    """Write pairs in the layout of the reference ``*_instance_correspondence.json``.
+class _Rows:
+    """``rows[i]`` -> the (B_i, D) slice of image ``i`` in a flat (sum B_i, D) array."""
 
-    Layout (from ``CorrespondenceDataset.evaluate`` / ``COCOORLJson`` in Jiahao000/ORL)::
+    def __init__(self, flat: np.ndarray, starts: np.ndarray):
+        self.flat, self.starts = flat, starts
 
-        {"info": {bbox_min_size, bbox_max_aspect_ratio, bbox_max_iou, intra_bbox_num,
-                  knn_image_num, knn_bbox_pair_ratio},
-         "images": {"file_name": [N], "id": [N]},
-         "pseudo_annotations": {
-             "image_id": [N],
-             "bbox": [N][B_i][x, y, w, h],                 # filtered RoIs (intra-RoI branch)
-             "knn_image_id": [N][K],                        # positions in images.file_name
-             "knn_bbox_pair": [N][K][P][qx, qy, qw, qh, nx, ny, nw, nh]}}
-
-    Differences, all harmless to the reference reader: ``file_name`` holds our image keys and
-    ``id`` / ``image_id`` are positions 0..N-1 (the reference has COCO ids there), and the extra
-    list ``pseudo_annotations.knn_bbox_pair_score`` ``[N][K][P]`` keeps the scores the reference
-    drops, so that :func:`import_ref_json` round-trips. Whole-number coordinates are written as
-    ints.
-
-    Args:
-        table: Pairs as returned by :func:`mine_pairs`.
-        path: Output JSON path.
-        intra_boxes: Filtered xyxy RoIs per key for ``bbox``; without it, each image's distinct
-            query boxes in ``table`` (first-appearance order) stand in.
-        image_keys: Image order; default: query keys in table order, then neighbour-only keys.
-        info: Overrides for the ``info`` block (defaults: ORL's settings, K = max neighbours).
-    """
-    keys = table.column("key").to_pylist()
-    nbrs = table.column("nbr_key").to_pylist()
-    ranks = table.column("nbr_rank").to_pylist()
-    qb = table.column("q_box").combine_chunks().flatten().to_numpy().reshape(-1, 4)
-    nb = table.column("n_box").combine_chunks().flatten().to_numpy().reshape(-1, 4)
-    scores = table.column("score").to_pylist()
-    order = list(image_keys) if image_keys is not None else list(dict.fromkeys(keys + nbrs))
-    pos = {k: i for i, k in enumerate(order)}
-    if len(pos) != len(order):
-        # Two images under one key would silently share boxes, neighbours and pairs.
-        dup = next(k for i, k in enumerate(order) if pos[k] != i)
-        raise ValueError(f"image key {dup!r} appears twice in image_keys")
-    groups: list[dict[int, dict[str, Any]]] = [{} for _ in order]
-    for r, (k, nk, rank) in enumerate(zip(keys, nbrs, ranks, strict=True)):
-        g = groups[pos[k]].setdefault(rank, {"nbr": pos[nk], "pairs": [], "scores": []})
-        g["pairs"].append(_xywh_list(qb[r]) + _xywh_list(nb[r]))
-        g["scores"].append(scores[r])
-    bbox = []
-    for i, k in enumerate(order):
-        if intra_boxes is not None:
-            src = np.asarray(intra_boxes.get(k, np.zeros((0, 4))), dtype=np.float64).reshape(-1, 4)
-            bbox.append([_xywh_list(b) for b in src])
-        else:
-            seen = dict.fromkeys(tuple(p[:4]) for g in groups[i].values() for p in g["pairs"])
-            bbox.append([list(b) for b in seen])
-    ranked = [[g[r] for r in sorted(g)] for g in groups]
-    data = {
-        "info": {**REF_INFO, "knn_image_num": max((len(g) for g in ranked), default=0)},
-        "images": {"file_name": order, "id": list(range(len(order)))},
-        "pseudo_annotations": {
-            "image_id": list(range(len(order))),
-            "bbox": bbox,
-            "knn_image_id": [[g["nbr"] for g in gs] for gs in ranked],
-            "knn_bbox_pair": [[g["pairs"] for g in gs] for gs in ranked],
-            "knn_bbox_pair_score": [[g["scores"] for g in gs] for gs in ranked],
-        },
-    }
-    data["info"].update(info or {})
-    with open(path, "w") as f:
-        json.dump(data, f)
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.asarray(self.flat[self.starts[i] : self.starts[i + 1]])
 
 
-def import_ref_json(path: str | os.PathLike) -> pa.Table:
-    """Read a reference-layout correspondence JSON (ours or the reference's) into a pairs table.
+def mine_collection_pairs(
+    images: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    boxes: Sequence[np.ndarray],
+    knn_ids: np.ndarray,
+    backbone: nn.Module,
+    cache: Path,
+    ratio: float = 0.1,
+    crop_size: int = 224,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[pa.Table, int]:
+    """:func:`mine_pairs` over a whole image set, every image's RoIs embedded exactly once.
+
+    The embeddings of all RoIs live in one memory map at ``cache`` (removed at the end), however
+    many kNN lists an image appears in; crops are made by ``num_workers`` loader processes.
 
     Args:
-        path: JSON written by :func:`export_ref_json` or by the reference
-            ``tools/generate_correspondence.py``.
+        images: ``N`` samples ``{"image": (H, W, 3) uint8, ...}`` (a ``ShardedImages``).
+        keys: their ``N`` keys.
+        boxes: ``N`` arrays ``(B_i, 4)`` of filtered xyxy RoIs.
+        knn_ids: ``(N, K)`` neighbour indices (``-1`` is skipped).
+        backbone: pooled backbone ``(B, 3, H, W) -> (B, D)`` with ``out_dim``, on ``device``.
+        cache: where the ``(sum B_i, D)`` float32 memory map goes.
+        ratio: N as a fraction of the query RoI count.
+        crop_size: side of the crops fed to the backbone.
+        batch_size: crops per forward pass.
+        num_workers: decoding/cropping worker processes.
+        device: where the backbone runs.
 
     Returns:
-        Table with schema ``PAIRS_SCHEMA``; ``score`` is NaN where the file has no scores (reference
-        files), ``nbr_rank`` is the position in ``knn_image_id``.
+        The pairs table (:data:`PAIRS_SCHEMA`) and the number of RoIs embedded.
     """
-    with open(path) as f:
-        data = json.load(f)
-    names = data["images"]["file_name"]
-    ann = data["pseudo_annotations"]
-    all_scores = ann.get("knn_bbox_pair_score")
-    cols: dict[str, list[Any]] = {name: [] for name in PAIRS_SCHEMA.names}
-    for i, (nbr_ids, pair_lists) in enumerate(
-        zip(ann["knn_image_id"], ann["knn_bbox_pair"], strict=True)
-    ):
-        for rank, (j, pairs) in enumerate(zip(nbr_ids, pair_lists, strict=True)):
-            p = np.asarray(pairs, dtype=np.float64).reshape(-1, 8)
-            n = len(p)
-            sc = all_scores[i][rank] if all_scores is not None else [np.nan] * n
-            cols["key"] += [names[i]] * n
-            cols["nbr_key"] += [names[j]] * n
-            cols["nbr_rank"] += [rank] * n
-            cols["q_box"].append(xywh_to_xyxy(p[:, :4]))
-            cols["n_box"].append(xywh_to_xyxy(p[:, 4:]))
-            cols["score"].append(np.asarray(sc, dtype=np.float32))
-    return _pairs_table(cols)
-
-
-def import_ref_intra_boxes(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read ``pseudo_annotations.bbox`` of a reference-layout JSON as xyxy boxes per file name.
-
-    Args:
-        path: Correspondence JSON in the reference layout.
-
-    Returns:
-        ``{file_name: (B_i, 4) float32}``: the filtered RoIs, i.e. the intra-RoI candidates of ORL
-        stage 3.
-    """
-    with open(path) as f:
-        data = json.load(f)
-    names = data["images"]["file_name"]
-    boxes = data["pseudo_annotations"]["bbox"]
-    return {
-        n: xywh_to_xyxy(np.asarray(b, dtype=np.float64)).astype(np.float32)
-        for n, b in zip(names, boxes, strict=True)
-    }
+    starts = np.concatenate([[0], np.cumsum([len(b) for b in boxes])]).astype(np.int64)
+    shape = (int(starts[-1]), backbone.out_dim)
+    flat = (
+        np.lib.format.open_memmap(cache, "w+", np.float32, shape) if shape[0] else np.zeros(shape)
+    )
+    data = _Crops(images, boxes, crop_size)
+    loader = DataLoader(data, batch_size=None, num_workers=num_workers)
+    for i, crops in enumerate(tqdm(loader, total=len(keys), desc="embed RoIs", unit="img")):
+        if len(crops):
+            flat[starts[i] : starts[i + 1]] = embed_boxes(backbone, crops, batch_size, device)
+    table = mine_pairs(keys, knn_ids, boxes, _Rows(flat, starts), ratio)
+    del flat
+    cache.unlink(missing_ok=True)
+    return table, int(starts[-1])

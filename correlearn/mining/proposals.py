@@ -22,7 +22,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from correlearn.mining.boxes import iou_matrix
+from correlearn.data.box_ops import iou_matrix
 
 ImageLike = np.ndarray | str | os.PathLike
 

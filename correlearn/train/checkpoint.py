@@ -1,27 +1,25 @@
-"""Resumable training state on disk: atomic writes, RNG capture/restore, run-id lookup.
+"""Resumable training state on disk: atomic writes, the checkpoint dict, run-id lookup.
 
 A checkpoint is a dict saved with ``torch.save`` and loadable with ``weights_only=True`` (only
 tensors, numbers, strings and containers): model, optimiser and scaler state, the number of
 completed steps, the RNG states of python/numpy/torch (CPU and CUDA), the MLflow run id, the config,
 and the loss history. ``workdir/last.pt`` is the newest; ``workdir/prev.pt`` the one before; a small
 ``workdir/last.pt.json`` sidecar lets the stage runner read the run id without loading tensors.
+The RNG states are captured and restored by :mod:`correlearn.train.rng`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from correlearn.train.distributed import rank_seed
+from correlearn.train.rng import seed_everything, set_rng_state
 
 LAST = "last.pt"
 PREV = "prev.pt"
@@ -191,7 +189,7 @@ def training_state(
         method: the (unwrapped) method; its full state, EMA targets included.
         optimizer: the optimiser.
         scaler: the AMP grad scaler (empty state when disabled).
-        rngs: :func:`get_rng_state` of every rank, rank 0 first.
+        rngs: :func:`~correlearn.train.rng.get_rng_state` of every rank, rank 0 first.
         run_id: MLflow run id.
         config: the loop and optimiser configs as plain data.
         history: ``(step, loss)`` of every step so far.
@@ -275,58 +273,3 @@ def restore_training_state(
         "minutes": float(ckpt.get("minutes", 0.0)),
         "run_id": ckpt.get("run_id"),
     }
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python ``random``, numpy's global generator and torch (CPU and every CUDA device)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def get_rng_state() -> dict[str, Any]:
-    """Capture the global RNG states in a ``weights_only``-loadable form."""
-    _, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore the states captured by :func:`get_rng_state`."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    npst = state["numpy"]
-    keys = npst["keys"].numpy().astype(np.uint32)
-    np.random.set_state(("MT19937", keys, npst["pos"], npst["has_gauss"], npst["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-    cuda = state.get("cuda")
-    if cuda is not None and torch.cuda.is_available():
-        # A run resumed on fewer devices restores the ones it has.
-        for i, s in enumerate(cuda[: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(s, i)
-
-
-@contextlib.contextmanager
-def isolated_rng() -> Iterator[None]:
-    """Undo on exit whatever the body draws from the python, numpy and torch CPU global RNGs.
-
-    The loop fetches batches inside it, so a data pipeline that draws from the global RNGs (e.g. a
-    DataLoader picking worker seeds when its iterator starts) cannot shift the model's random stream
-    between an uninterrupted and a resumed run.
-    """
-    py, npy = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        yield
-    random.setstate(py)
-    np.random.set_state(npy)

@@ -1,4 +1,8 @@
-"""Loss curves as PNG (matplotlib, headless)."""
+"""Training curves as PNG (matplotlib, headless): loss against steps, held-out J&F against steps.
+
+Training code (pretraining, fine-tuning, the SiamFC head) saves its loss curve in its artifact;
+the report (:mod:`correlearn.report.jf`) draws each method's J&F curve with its baselines.
+"""
 
 from __future__ import annotations
 

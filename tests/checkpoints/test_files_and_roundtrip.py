@@ -8,9 +8,9 @@ import torch
 import torchvision
 from torchvision.models.resnet import BasicBlock
 
+from app.cli import main
+from app.cli_checkpoints import FORMAT_NAMES
 from correlearn.checkpoints import FORMATS, CheckpointError, export_state, import_file
-from correlearn.cli import main
-from correlearn.cli_checkpoints import FORMAT_NAMES
 from correlearn.models import build_backbone
 from tests.checkpoints.reference_nets import RefViT, randomize_
 

@@ -83,3 +83,15 @@ def test_view_configs_follow_byol_table6():
     assert (v.gray_p, v.scale, v.flip_p) == (0.2, (0.08, 1.0), 0.5)
     with pytest.raises(ValueError):
         A.ViewAug(blurr_p=0.5)
+
+
+def test_to_chw_and_to_tchw_move_channels_first():
+    img = _image(h=5, w=7)
+    chw = A.to_chw(img)
+    assert chw.shape == (3, 5, 7) and torch.equal(chw.permute(1, 2, 0), torch.from_numpy(img))
+    assert A.to_chw(img[..., 0]).shape == (3, 5, 7)  # grayscale is replicated
+    clip = np.stack([_image(seed=s, h=5, w=7) for s in range(4)])
+    tchw = A.to_tchw(clip)
+    assert tchw.shape == (4, 3, 5, 7) and tchw.dtype == torch.uint8
+    assert torch.equal(tchw[2], A.to_chw(clip[2]))
+    assert A.to_tchw(tchw) is tchw and A.to_chw(chw) is chw

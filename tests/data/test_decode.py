@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from correlearn.data.augment import random_resized_crop, rrc_params
-from correlearn.data.decode import dct_scale, decode_random_resized_crop, decode_scaled, image_size
-from correlearn.data.readers import decode_image
+from correlearn.data.decode import (
+    EncodedImage,
+    dct_scale,
+    decode_image,
+    decode_random_resized_crop,
+    decode_scaled,
+    image_size,
+)
+from correlearn.data.readers import ShardedImages
 
 RECT = (173, 291, 259, 437)  # rows [173, 291), cols [259, 437) of the bright rectangle
 
@@ -102,3 +109,26 @@ def test_non_jpeg_is_decoded_at_full_size():
         torch.from_numpy(img[..., ::-1].copy()).permute(2, 0, 1), np.random.default_rng(0), 32
     )
     assert s == 1 and torch.equal(crop, ref)
+
+
+def test_views_of_one_image_share_its_decodes():
+    # BYOL draws two views of one image: after a full-size view, the other takes the full path.
+    data = _scene()
+    img = EncodedImage(data)
+    assert img.shape == (480, 704, 3)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    full = torch.from_numpy(decode_image(data)).permute(2, 0, 1)
+    v1, s1 = img.random_resized_crop(a, 300, scale=(0.9, 1.0))  # too large to reduce
+    v2, s2 = img.random_resized_crop(a, 32, scale=(0.9, 1.0))  # could reduce by 8
+    assert (s1, s2) == (1, 1)
+    assert torch.equal(v1, random_resized_crop(full, b, 300, scale=(0.9, 1.0)))
+    assert torch.equal(v2, random_resized_crop(full, b, 32, scale=(0.9, 1.0)))
+    fresh = EncodedImage(data)
+    assert fresh.random_resized_crop(np.random.default_rng(3), 32, scale=(0.9, 1.0))[1] == 8
+
+
+def test_lazy_reader_gives_encoded_images(davis_image_shards):
+    lazy = ShardedImages(davis_image_shards.out_dir, decode="lazy")[4]["image"]
+    plain = ShardedImages(davis_image_shards.out_dir)[4]["image"]
+    assert isinstance(lazy, EncodedImage) and lazy.shape == plain.shape == (480, 854, 3)
+    np.testing.assert_array_equal(lazy.decode(), plain)

@@ -8,15 +8,10 @@ import pytest
 import torch
 import webdataset as wds
 
-from correlearn.data.readers import (
-    DecodeErrors,
-    ShardedImages,
-    ShardedVideos,
-    decode_image,
-    load_video,
-    make_wds_pipeline,
-)
+from correlearn.data.decode import decode_image
+from correlearn.data.readers import ShardedImages, ShardedVideos
 from correlearn.data.sources import DataError
+from correlearn.data.wds_pipeline import DecodeErrors, load_video, make_wds_pipeline
 
 
 def _shards(summary):

@@ -6,8 +6,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from correlearn.data.readers import ShardedImages, ShardedVideos, decode_image
-from correlearn.data.shards import sanitize_keys, write_image_shards, write_video_shards
+from correlearn.data.decode import decode_image
+from correlearn.data.prepare import sanitize_keys
+from correlearn.data.readers import ShardedImages, ShardedVideos
+from correlearn.data.shards import write_image_shards, write_video_shards
 from correlearn.data.sources import DataError, ImageItem, VideoItem
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from correlearn.config import ConfigError
+from correlearn.records import StageRun
 from flows.evaluation import FlowOptions, curve_budgets, flow_options, train_and_evaluate
 
 
@@ -45,7 +46,7 @@ class _Session:
     def has_batchnorm(self, stage):
         return self.bn
 
-    def run(self, stage, inputs=None, overrides=None, label=None):
+    def run(self, stage, inputs=None, overrides=None, label=None, subject=None):
         path = self.root / f"{len(self.calls):02d}"
         path.mkdir()
         meta = {"preset": "vfs_resnet"} if stage == "eval_label_propagation" else {}
@@ -53,9 +54,15 @@ class _Session:
             meta = {"steps": (overrides or {}).get("train", {}).get("max_steps")}
         (path / "manifest.json").write_text(json.dumps({"metadata": meta}))
         self.calls.append(
-            {"stage": stage, "inputs": inputs, "overrides": overrides, "label": label}
+            {
+                "stage": stage,
+                "inputs": inputs,
+                "overrides": overrides,
+                "label": label,
+                "subject": subject,
+            }
         )
-        return {"stage": stage, "key": str(len(self.calls)), "path": str(path)}
+        return StageRun(stage, str(len(self.calls)), str(path), False, label=label, subject=subject)
 
     def random_init(self, stage, seed=0):
         return self.run("init_random", overrides={"seed": seed})
@@ -74,15 +81,18 @@ def test_train_and_evaluate_wires_curve_and_like_for_like_baselines(tmp_path):
     assert trains[-1]["overrides"]["optim"] == {"base_lr": 0.0, "min_lr": 0.0}
     lps = [c for c in s.calls if c["stage"] == "eval_label_propagation"]
     # The final checkpoint resolves its preset; every other evaluation is pinned to it.
-    assert lps[0]["overrides"] is None and lps[0]["label"].endswith("[vfs]")
+    assert lps[0]["overrides"] is None and lps[0]["subject"] == "vfs"
     assert all(c["overrides"] == {"preset": "vfs_resnet"} for c in lps[1:])
-    labels = [c["label"] for c in lps]
-    assert {"eval_label_propagation[random-s0]", "eval_label_propagation[random-s1]"} <= set(labels)
-    assert "eval_label_propagation[vfs-bn-init]" in labels
+    subjects = [c["subject"] for c in lps]
+    assert subjects == ["vfs", "vfs@30", "vfs@60", "random-s0", "random-s1", "vfs-bn-init"]
+    assert lps[3]["label"] == "eval_label_propagation[random-s0]"
     (record,) = s.records
-    assert [p["steps"] for p in record["points"]] == [30, 60, 90]
-    assert set(record["baselines"]) == {"random-s0", "random-s1", "bn-init"}
-    assert record["preset"] == "vfs_resnet" and record["knn"]["stage"] == "eval_knn"
+    assert [p.steps for p in record.points] == [30, 60, 90]
+    assert [p.lp.subject for p in record.points] == ["vfs@30", "vfs@60", "vfs"]
+    assert set(record.baselines) == {"random-s0", "random-s1", "bn-init"}
+    assert record.baselines["bn-init"].subject == "vfs-bn-init"
+    assert record.preset == "vfs_resnet" and record.knn.stage == "eval_knn"
+    assert (record.knn.subject, record.knn_random.subject) == ("vfs", "random")
 
 
 def test_no_bn_calibration_for_a_backbone_without_batchnorm(tmp_path):
@@ -90,7 +100,7 @@ def test_no_bn_calibration_for_a_backbone_without_batchnorm(tmp_path):
     opts = FlowOptions(curve_points=1, bn_calibration_steps=20, knn=False)
     train_and_evaluate(s, "siammae", "pretrain_siammae", {}, opts)
     assert [c["stage"] for c in s.calls].count("pretrain_siammae") == 1
-    assert set(s.records[0]["baselines"]) == {"random-s0", "random-s1"}
+    assert set(s.records[0].baselines) == {"random-s0", "random-s1"}
 
 
 def test_a_given_checkpoint_is_scored_against_random_inits_of_its_backbone(tmp_path, monkeypatch):
@@ -118,11 +128,11 @@ def test_a_given_checkpoint_is_scored_against_random_inits_of_its_backbone(tmp_p
         for seed in (3, 4)
     ]
     lps = [c for c in s.calls if c["stage"] == "eval_label_propagation"]
-    assert lps[0]["inputs"]["checkpoint"]["key"] == key
+    assert lps[0]["inputs"]["checkpoint"].key == key
     assert all(c["overrides"] == {"preset": "vfs_resnet"} for c in lps[1:])
     (record,) = s.records
-    assert record["name"] == "import_checkpoint:f00d0000"
-    assert set(record["baselines"]) == {"random-s3", "random-s4"}
+    assert record.name == "import_checkpoint:f00d0000"
+    assert set(record.baselines) == {"random-s3", "random-s4"}
 
 
 def test_further_protocols_run_on_the_final_checkpoint_and_the_random_init(tmp_path):
@@ -133,6 +143,6 @@ def test_further_protocols_run_on_the_final_checkpoint_and_the_random_init(tmp_p
     for proto in ("eval_pose", "eval_tracking"):
         runs = [c for c in s.calls if c["stage"] == proto]
         assert [c["label"] for c in runs] == [f"{proto}[vfs]", f"{proto}[random]"]
-        assert runs[0]["inputs"]["checkpoint"]["key"] == str(s.calls.index(final) + 1)
-        assert runs[1]["inputs"]["checkpoint"]["stage"] == "init_random"
-    assert set(s.records[0]["protocols"]) == {"eval_pose", "eval_tracking"}
+        assert runs[0]["inputs"]["checkpoint"].key == str(s.calls.index(final) + 1)
+        assert runs[1]["inputs"]["checkpoint"].stage == "init_random"
+    assert set(s.records[0].protocols) == {"eval_pose", "eval_tracking"}

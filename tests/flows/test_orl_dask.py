@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from flows.common import with_dask
+from app.dask import with_dask
 from flows.orl import orl_flow
 
 

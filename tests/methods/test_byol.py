@@ -1,40 +1,17 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from correlearn.config import ConfigError, validate
 from correlearn.methods.byol import BYOL, BYOLConfig, build_byol_batch
-from correlearn.methods.ema import ema_update
+from correlearn.pretrain.configs import PretrainImageConfig
 from correlearn.train.optim import build_optimizer
-from stages.pretrain_image import PretrainImageConfig
 
 
 def _tiny_cfg(**kw):
     return BYOLConfig(
         backbone="resnet_test", proj_hidden_dim=64, proj_dim=32, pred_hidden_dim=64, **kw
     )
-
-
-def test_ema_update_known_values():
-    online, target = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
-    with torch.no_grad():
-        online.weight.copy_(torch.tensor([1.0, 3.0]))
-        target.weight.copy_(torch.tensor([3.0, -1.0]))
-        online.bias.fill_(2.0)
-        target.bias.fill_(0.0)
-        online.running_mean.fill_(7.0)
-    ema_update(target, online, 0.5)
-    assert target.weight.tolist() == [2.0, 1.0] and target.bias.tolist() == [1.0, 1.0]
-    assert target.running_mean.tolist() == [7.0, 7.0]
-    ema_update(target, online, 1.0)
-    assert target.weight.tolist() == [2.0, 1.0]
-    ema_update(target, online, 0.0)
-    assert target.weight.tolist() == [1.0, 3.0]
-    with pytest.raises(ValueError):
-        ema_update(target, online, 1.5)
-    with pytest.raises(ValueError):
-        ema_update(nn.Linear(2, 2), online, 0.5)
 
 
 def test_config_defaults_are_orl_stage1():

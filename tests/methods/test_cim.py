@@ -1,20 +1,11 @@
-import math
-
 import numpy as np
 import pytest
 import torch
 
 from correlearn.config import ConfigError, validate
 from correlearn.data.cim_pairs import CIMPairConfig, build_cim_batch
-from correlearn.methods.cim import CIM, CIMConfig, CrossAttentionBlock
-from correlearn.methods.cim_losses import (
-    MAP_LOSSES,
-    balanced_ce_map_loss,
-    ce_map_loss,
-    focal_map_loss,
-    map_iou,
-    mse_map_loss,
-)
+from correlearn.methods.cim import CIM, CIMConfig
+from correlearn.methods.cim_decoder import CrossAttentionBlock
 
 PAIR = CIMPairConfig(context_size=64, exemplar_size=32, num_exemplars=3)
 
@@ -122,7 +113,9 @@ def test_momentum_update_moves_target_only():
         assert torch.equal(t, t0)
     for x, x0, t0 in zip(model.target_backbone.parameters(), xi, theta, strict=True):
         torch.testing.assert_close(x, x0 + 0.1 * (t0 - x0))
+    assert model.ema_pairs() == [(model.backbone, model.target_backbone)]
     shared = CIM(_cfg(bootstrap="shared"))
+    assert shared.ema_pairs() == []
     before = [p.clone() for p in shared.parameters()]
     shared.momentum_update(0.5)
     assert all(torch.equal(a, b) for a, b in zip(before, shared.parameters(), strict=True))
@@ -144,29 +137,6 @@ def test_loss_falls_on_a_fixed_batch(backbone):
         model.momentum_update(0.99)
         losses.append(out["loss"].item())
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
-
-
-def test_map_losses_known_values():
-    y = torch.zeros(2, 4, 4)
-    y[:, :2, :] = 1.0  # 8 of 16 pixels positive
-    y[1, 2, :] = 1.0  # 12 of 16
-    zero = torch.zeros_like(y)
-    torch.testing.assert_close(ce_map_loss(zero, y), torch.full((2,), math.log(2)))
-    # HED balance: sum_i w_i log 2 / 16 with w = beta on positives, 1 - beta on negatives.
-    torch.testing.assert_close(
-        balanced_ce_map_loss(zero, y),
-        torch.tensor([0.5, 2 * 0.25 * 0.75]) * math.log(2),
-    )
-    torch.testing.assert_close(mse_map_loss(zero, y), torch.full((2,), 0.25))
-    # Focal at p = 0.5: alpha_t * 0.25 * log 2, alpha_t = 0.25 (pos) / 0.75 (neg).
-    torch.testing.assert_close(
-        focal_map_loss(zero, y),
-        torch.tensor([0.5 * 0.25 + 0.5 * 0.75, 0.75 * 0.25 + 0.25 * 0.75]) * 0.25 * math.log(2),
-    )
-    perfect = (2 * y - 1) * 100.0
-    for name, fn in MAP_LOSSES.items():
-        assert fn(perfect, y).abs().max() < 1e-6, name
-    assert map_iou(perfect, y) == 1.0 and map_iou(-perfect, y) == 0.0
 
 
 def test_exemplar_reduction_and_loss_switch():

@@ -1,15 +1,15 @@
 """ORL stage 3: the loss, the branch switch, the batch builder's intra/inter sampling."""
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 
 from correlearn.config import ConfigError, validate
-from correlearn.methods.orl import ORL, ORLConfig, RoIPairIndex, build_orl_batch, roi_patch
-from correlearn.mining.correspondence import PAIRS_SCHEMA
+from correlearn.methods.orl import ORL, ORLConfig, build_orl_batch
+from correlearn.pretrain.configs import PretrainObjectConfig
 from correlearn.train.optim import build_optimizer
-from stages.pretrain_object import PretrainObjectConfig
+
+from .test_orl_rois import _pairs
 
 
 def _cfg(**kw):
@@ -72,6 +72,10 @@ def test_branch_switch_and_weights():
     assert set(model.predictors) == {"image", "intra"}
     out = model.training_step(_batch())
     assert "loss_inter" not in out
+    assert model.ema_pairs() == [
+        (model.backbone, model.target_backbone),
+        (model.projector, model.target_projector),
+    ]
     torch.testing.assert_close(out["loss"].detach(), 0.5 * out["loss_image"] + out["loss_intra"])
     out = ORL(_cfg(branches="inter")).training_step(
         {k: v for k, v in _batch().items() if "intra" not in k}
@@ -93,32 +97,6 @@ class _Images:
 
     def __getitem__(self, i):
         return {"image": self.imgs[i]}
-
-
-def _pairs(knn_k=None):
-    # a -> c (rank 0, two pairs) and a -> b (rank 1, one pair); b -> a; c and d have none.
-    rows = [
-        ("a", "c", 0, [1, 2, 30, 40], [5, 6, 50, 55], 0.9),
-        ("a", "c", 0, [3, 4, 33, 44], [7, 8, 60, 58], 0.8),
-        ("b", "a", 0, [0, 0, 40, 40], [2, 2, 22, 22], 0.5),
-        ("a", "b", 1, [10, 10, 70, 50], [0, 0, 20, 20], 0.7),
-    ]
-    cols = dict(zip(PAIRS_SCHEMA.names, zip(*rows, strict=True), strict=True))
-    table = pa.table({k: list(v) for k, v in cols.items()}, schema=PAIRS_SCHEMA)
-    return RoIPairIndex(table, ["a", "b", "c", "d"], knn_k)
-
-
-def test_pair_index_groups_and_knn_k():
-    idx = _pairs()
-    assert [idx.num_neighbours(i) for i in range(4)] == [2, 1, 0, 0]
-    rng = np.random.default_rng(0)
-    draws = [idx.sample(0, rng) for _ in range(300)]
-    seen = {(j, tuple(q.tolist())) for j, q, _ in draws}
-    assert seen == {(2, (1, 2, 30, 40)), (2, (3, 4, 33, 44)), (1, (10, 10, 70, 50))}
-    # uniform over neighbours first (reference COCOORLJson.get_sample), then over their pairs
-    assert 0.4 < np.mean([j == 1 for j, _, _ in draws]) < 0.6
-    assert idx.sample(3, rng) is None
-    assert _pairs(knn_k=1).num_neighbours(0) == 1
 
 
 def test_batch_builder_intra_and_inter_pairs():
@@ -166,16 +144,6 @@ def test_batch_builder_intra_and_inter_pairs():
         images, pairs, boxes, idx, np.random.default_rng(1), _cfg(branches="intra")
     )
     assert set(intra_only) == {"view1", "view2", "intra1", "intra2"}
-
-
-def test_roi_patch_crops_the_box():
-    img = torch.zeros(3, 40, 60, dtype=torch.uint8)
-    img[:, 10:20, 30:50] = 200
-    aug = _cfg().view1.model_copy(update={"flip_p": 0, "jitter_p": 0, "gray_p": 0, "blur_p": 0})
-    patch = roi_patch(img, np.array([30, 10, 50, 20]), 8, aug, np.random.default_rng(0))
-    assert patch.shape == (3, 8, 8) and int(patch.min()) == 200
-    tiny = roi_patch(img, np.array([59.7, 39.6, 70, 50]), 8, aug, np.random.default_rng(0))
-    assert tiny.shape == (3, 8, 8)  # clipped to a 1 px box inside the image
 
 
 def test_stage_optimiser_decays_every_parameter_as_the_reference():

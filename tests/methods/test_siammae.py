@@ -6,19 +6,13 @@ from correlearn.artifacts import ArtifactRef
 from correlearn.config import ConfigError, validate
 from correlearn.data.frame_index import scaled_gaps
 from correlearn.data.readers import ShardedVideos
-from correlearn.methods.siammae import (
-    SiamMAE,
-    SiamMAEConfig,
-    build_siammae_batch,
-    masked_mse,
-    patchify,
-    random_masking,
-    unpatchify,
-)
+from correlearn.methods.siammae import SiamMAE, SiamMAEConfig, build_siammae_batch
+from correlearn.models.patches import unpatchify
 from correlearn.models.pos_embed import sincos_2d
+from correlearn.pretrain.configs import PretrainSiamMAEConfig
 from correlearn.stage import StageContext
 from correlearn.train.config import TrainConfig
-from stages.pretrain_siammae import STAGE, PretrainSiamMAEConfig
+from stages.pretrain_siammae import STAGE
 
 
 def _tiny(**kw) -> SiamMAEConfig:
@@ -60,37 +54,6 @@ def test_defaults_are_the_papers():
         validate(PretrainSiamMAEConfig, {"train": {"batch_size": 5}})
     with pytest.raises(ConfigError, match="gap_pair"):
         validate(SiamMAEConfig, {"sampler": {"kind": "distant"}})
-
-
-def test_random_masking_counts_and_reproducibility():
-    for n, masked in ((196, 187), (36, 35), (49, 47)):  # MAE: N - int(N * 0.05) masked
-        keep, mask, restore = random_masking(3, n, 0.95, torch.Generator().manual_seed(0))
-        assert (mask.sum(1) == masked).all() and keep.shape == (3, n - masked)
-        assert (mask.gather(1, keep) == 0).all()
-        assert torch.equal(restore.argsort(1)[:, : n - masked], keep)
-    a = random_masking(2, 196, 0.95, torch.Generator().manual_seed(1))
-    b = random_masking(2, 196, 0.95, torch.Generator().manual_seed(1))
-    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
-    assert random_masking(2, 10, 0.9)[0].shape == (2, 1)  # float error in 1 - 0.9 keeps one
-
-
-def test_patchify_roundtrip_and_masked_loss():
-    x = torch.randn(2, 3, 32, 48)
-    patches = patchify(x, 16)
-    assert patches.shape == (2, 6, 16 * 16 * 3)
-    assert torch.equal(patches[0, 1].view(16, 16, 3), x[0, :, :16, 16:32].permute(1, 2, 0))
-    assert torch.equal(unpatchify(patches, 16, 2, 3), x)
-    pred, target = torch.randn(2, 6, 12), torch.randn(2, 6, 12)
-    mask = torch.tensor([[1.0, 0, 1, 0, 0, 1], [0, 1, 1, 1, 0, 0]])
-    loss = masked_mse(pred, target, mask)
-    expected = ((pred - target) ** 2).mean(-1)[mask.bool()].mean()
-    torch.testing.assert_close(loss, expected)
-    visible = target.clone()
-    visible[mask == 0] += 5.0
-    torch.testing.assert_close(masked_mse(pred, visible, mask), loss)
-    hidden = target.clone()
-    hidden[0, 2] += 1.0
-    assert masked_mse(pred, hidden, mask) != loss
 
 
 def test_encoder_masks_f2_only_and_decoder_reads_f1():

@@ -7,17 +7,19 @@ from correlearn.config import ConfigError, validate
 from correlearn.data.frame_index import FrameSampler
 from correlearn.data.readers import ShardedVideos
 from correlearn.data.sources import DataError
+from correlearn.data.usable_videos import usable_videos
 from correlearn.methods.vfs import (
     VFS,
     KeyQueue,
     VFSConfig,
     build_vfs_batch,
-    simsiam_pair_loss,
     vfs_pairs,
 )
+from correlearn.pretrain.configs import PretrainVFSConfig
 from correlearn.stage import StageContext
 from correlearn.train.config import TrainConfig
-from stages.pretrain_vfs import STAGE, PretrainVFSConfig, usable_videos
+from correlearn.train.schedules import ema_tau
+from stages.pretrain_vfs import STAGE
 
 
 def _tiny(**kw) -> VFSConfig:
@@ -50,7 +52,7 @@ def test_defaults_are_the_papers():
     # VFS ref code R18: projector 512-512-512 (BN on all), predictor 512-128-512.
     assert [m.out_features for m in model.projector if isinstance(m, torch.nn.Linear)] == [512] * 3
     assert [m.out_features for m in model.predictor if isinstance(m, torch.nn.Linear)] == [128, 512]
-    assert not hasattr(model, "momentum_update")  # SimSiam: the loop does no EMA step
+    assert model.ema_pairs() == []  # SimSiam: the loop does no EMA step
     # The ref code's output BN of the projector is affine (SimSiam's code: non-affine, a switch).
     assert model.projector[-1].affine and model.projector[-1].weight.requires_grad
     simsiam = VFS(VFSConfig(backbone="resnet_test", proj_last_bn_affine=False))
@@ -76,18 +78,18 @@ def test_pairings():
     assert vfs_pairs(8, "roll") == [(i, (i + 1) % 8) for i in range(8)]
 
 
-def test_simsiam_loss_known_values_and_ref_code_roll_equivalence():
-    torch.manual_seed(0)
-    z = torch.randn(3, 8, 16)
-    pairs = vfs_pairs(8, "halves")
-    assert simsiam_pair_loss(z, z.clone(), [(0, 0)]).item() == pytest.approx(0.0, abs=1e-6)
-    assert simsiam_pair_loss(-z, z, [(1, 1)]).item() == pytest.approx(4.0, abs=1e-5)
-    p = torch.randn(3, 8, 16)
-    # The ref code sums the loss over clip_len rolls of the second half, each weighted 1/clip_len.
-    ref = sum(
-        simsiam_pair_loss(p, z, [(j, 4 + (j - s) % 4) for j in range(4)]) / 4 for s in range(4)
-    )
-    torch.testing.assert_close(simsiam_pair_loss(p, z, pairs), ref)
+def test_ema_momentum_is_constant_as_moco_or_cosine():
+    moco = VFS(_tiny(negatives=True, queue_size=16, moco_dim=8))
+    assert moco.ema_pairs() == [
+        (moco.backbone, moco.target_backbone),
+        (moco.projector, moco.target_projector),
+    ]
+    assert [moco.ema_momentum(s, 10) for s in (0, 5, 10)] == [0.999] * 3
+    cosine = VFS(_tiny(negatives=True, queue_size=16, moco_dim=8, ema_schedule="cosine"))
+    assert [cosine.ema_momentum(s, 10) for s in (0, 5, 10)] == [
+        ema_tau(s, 10, 0.999) for s in (0, 5, 10)
+    ]
+    assert cosine.ema_momentum(10, 10) == 1.0
 
 
 def test_key_queue_is_fifo_with_wraparound():
@@ -133,7 +135,7 @@ def test_batch_sampling_augmentation_and_seeds(davis_video_dir):
 def _train(model, batch, steps, lr, queue=None):
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
     losses = []
-    for _ in range(steps):
+    for step in range(steps):
         out = model.training_step(batch)
         opt.zero_grad()
         out["loss"].backward()
@@ -144,8 +146,7 @@ def _train(model, batch, steps, lr, queue=None):
             assert int(model.queue.ptr) == 8
             model.queue.keys.copy_(queue)
             model.queue.ptr.zero_()
-        if hasattr(model, "momentum_update"):
-            model.momentum_update(0.0)  # ignored: MoCo keeps m constant
+        model.momentum_update(model.ema_momentum(step, steps))  # as the loop: no-op for SimSiam
         losses.append(out["loss"].item())
     return losses
 
@@ -164,8 +165,7 @@ def test_simsiam_and_moco_losses_fall(davis_video_dir):
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
     online, target = next(moco.backbone.parameters()), next(moco.target_backbone.parameters())
     assert not torch.equal(target, target_before) and not torch.equal(target, online)
-    moco.cfg.ema_schedule = "cosine"  # now the passed tau is used: 0 copies the online weights
-    moco.momentum_update(0.0)
+    moco.momentum_update(0.0)  # m = 0 copies the online weights
     assert torch.equal(next(moco.target_backbone.parameters()), online)
     pic = simsiam.pictures(batch)["frames"]
     assert pic.dtype == np.uint8 and pic.shape == (2 + 2 * (32 + 14 + 2), 2 + 4 * (32 + 2), 3)
@@ -192,7 +192,5 @@ def test_stage_skips_short_videos_and_trains(davis_video_dir, davis_frame_index_
     assert (tmp_path / "backbone.pt").is_file() and (tmp_path / "pictures" / "frames.png").is_file()
     long = _tiny(sampler=FrameSampler(kind="continuous", n=4, delta=50))
     videos = ShardedVideos(davis_video_dir)
-    with pytest.warns(UserWarning), pytest.raises(DataError, match="no usable video"):
-        usable_videos(
-            _ctx(cfg, davis_video_dir, davis_frame_index_dir, tmp_path), videos, long.sampler
-        )
+    with pytest.raises(DataError, match="no usable video"):
+        usable_videos(davis_frame_index_dir, videos, long.sampler)

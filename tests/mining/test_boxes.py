@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from correlearn.mining.boxes import iou_matrix, orl_filter, xywh_to_xyxy, xyxy_to_xywh
+from correlearn.data.box_ops import iou_matrix, xywh_to_xyxy, xyxy_to_xywh
+from correlearn.mining.boxes import orl_filter
 
 
 def test_iou_known_values():

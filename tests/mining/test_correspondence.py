@@ -7,9 +7,7 @@ from correlearn.mining.correspondence import (
     PAIRS_SCHEMA,
     crop_boxes,
     embed_boxes,
-    export_ref_json,
-    import_ref_intra_boxes,
-    import_ref_json,
+    mine_collection_pairs,
     mine_pairs,
     select_box_pairs,
 )
@@ -99,36 +97,20 @@ def test_mine_pairs_table():
     assert np.array_equal(q_box, boxes[0][[q for q, _, _ in top]])
 
 
-def test_json_export_round_trips(tmp_path):
-    keys, knn, boxes, emb = _toy_collection()
-    t = mine_pairs(keys, knn, boxes, emb, ratio=0.1)
-    path = tmp_path / "corr.json"
-    export_ref_json(t, path, intra_boxes=dict(zip(keys, boxes, strict=True)))
-    back = import_ref_json(path)
-    assert back.equals(t)
-    intra = import_ref_intra_boxes(path)
-    assert all(np.array_equal(intra[k], b) for k, b in zip(keys, boxes, strict=True))
-
-    import json
-
-    data = json.loads(path.read_text())
-    ann = data["pseudo_annotations"]
-    assert data["images"]["file_name"] == keys
-    assert ann["knn_image_id"] == [[1, 2], [2, 0], [0]]
-    assert set(data["info"]) >= {"knn_image_num", "knn_bbox_pair_ratio", "bbox_min_size"}
-    pair = ann["knn_bbox_pair"][0][0][0]  # image a, neighbour b, best pair: 8 ints, xywh twice
-    assert len(pair) == 8 and all(isinstance(v, int) for v in pair) and pair[2:4] == [100, 120]
-    # Without scores (a reference-produced file) the table still loads, with NaN scores.
-    del ann["knn_bbox_pair_score"]
-    path.write_text(json.dumps(data))
-    ref = import_ref_json(path)
-    assert np.isnan(ref["score"].to_numpy()).all() and ref["q_box"].equals(t["q_box"])
-
-
-def test_export_without_intra_boxes_uses_query_boxes(tmp_path):
-    keys, knn, boxes, emb = _toy_collection()
-    t = mine_pairs(keys, knn, boxes, emb, ratio=0.1)
-    export_ref_json(t, tmp_path / "c.json")
-    intra = import_ref_intra_boxes(tmp_path / "c.json")
-    q = {tuple(b) for b in t.filter(pa.compute.equal(t["key"], "a"))["q_box"].to_pylist()}
-    assert {tuple(b) for b in intra["a"].tolist()} == q
+def test_collection_pairs_embed_each_image_once_and_equal_mine_pairs(tmp_path):
+    rng = np.random.default_rng(1)
+    images = [{"image": rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)} for _ in range(3)]
+    boxes = [np.array([[0, 0, 30, 20], [10, 5, 60, 40]], np.float32)] * 2 + [np.zeros((0, 4))]
+    knn = np.array([[1, 2], [0, 2], [0, 1]])
+    torch.manual_seed(0)
+    net = _FakeBackbone()
+    calls = []
+    net.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    cache = tmp_path / "emb.tmp"
+    table, n = mine_collection_pairs(images, ["a", "b", "c"], boxes, knn, net, cache, 0.5, 16, 8)
+    assert n == 4 and sum(calls) == 4 and not cache.exists()  # 4 RoIs, each embedded once
+    emb = [
+        embed_boxes(net, crop_boxes(im["image"], b, 16))
+        for im, b in zip(images, boxes, strict=True)
+    ]
+    assert table.equals(mine_pairs(["a", "b", "c"], knn, boxes, emb, 0.5))

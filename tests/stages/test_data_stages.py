@@ -146,3 +146,69 @@ def test_a_skipped_image_is_warned_once(tmp_path, dataset):
     assert len(about) == 1, [str(w.message) for w in about]
     m = json.loads((Path(res.ref.path) / "manifest.json").read_text())
     assert [s["item"] for s in m["skipped"]] == [str(bad)]
+
+
+def _files(path):
+    return {p.name: p.read_bytes() for p in Path(path).glob("*") if p.name != "manifest.json"}
+
+
+def test_mapped_units_then_run_give_the_plain_artifact(tmp_path, dataset):
+    # The flow's Dask path: pending units computed first (any process), then the stage merges.
+    from correlearn.stage import UnitCall
+
+    root = dataset(n=5)
+    plain = _pipe(tmp_path / "a", root, overrides=["image_shards.shard_size=3"], tracker=False)
+    ref = plain.run_stage("image_shards")
+    pipe = _pipe(tmp_path / "b", root, overrides=["image_shards.shard_size=3"], tracker=False)
+    spec = STAGES["image_shards"]
+    config = pipe.section("image_shards")
+    key, resolved = pipe.key_of("image_shards", config, {})
+    partial = pipe.store.begin("image_shards", key, keep_partial=spec.resumable)
+    call = UnitCall("image_shards", config, resolved, {}, partial, pipe.base_dir)
+    call = UnitCall.from_dict(call.to_dict(), spec)  # what a mapped task receives
+    units = spec.units.names(call)
+    assert units == ["shard-000000", "shard-000001", "shard-000002", "shard-000003"]
+    for unit in units[:3]:  # the last one "did not get mapped": run() computes it
+        assert spec.units.run_unit(call, unit) == spec.units.done_file(call, unit)
+    res = pipe.run_stage("image_shards")
+    assert res.ref.key == ref.ref.key == key
+    assert _files(res.ref.path) == _files(ref.ref.path)
+    m = json.loads((Path(res.ref.path) / "manifest.json").read_text())
+    assert m["counts"]["shards_resumed"] == 3 and m["counts"]["images"] == 10
+
+
+def test_workers_are_not_in_the_key_and_change_no_byte(tmp_path, dataset):
+    root = dataset(n=4)
+    a = _pipe(tmp_path / "a", root, tracker=False).run_stage("video_shards")
+    two = ["video_shards.workers=2", "video_shards.shard_size=1"]
+    b = _pipe(tmp_path / "b", root, overrides=two, tracker=False).run_stage("video_shards")
+    one = _pipe(tmp_path / "b", root, overrides=two[1:], tracker=False).run_stage("video_shards")
+    assert one.cache_hit and one.ref.key == b.ref.key != a.ref.key
+    c = _pipe(tmp_path / "c", root, overrides=two[1:], tracker=False).run_stage("video_shards")
+    assert _files(c.ref.path) == _files(b.ref.path)
+
+
+def test_video_options_change_the_key_and_frame_index_reads_encoded(tmp_path, dataset):
+    pytest.importorskip("av")
+    root = dataset(n=12)
+    over = ["video_shards.max_fps=12", "video_shards.layout=encoded"]
+    base = _pipe(tmp_path, root, tracker=False).run_stage("video_shards")
+    capped = _pipe(tmp_path, root, overrides=over[:1], tracker=False).run_stage("video_shards")
+    enc = _pipe(tmp_path, root, overrides=over, tracker=False).run_stage("frame_index")
+    assert len({base.ref.key, capped.ref.key}) == 2 and not enc.cache_hit
+    idx = pq.read_table(Path(enc.ref.path) / "frame_index.parquet").to_pylist()
+    assert [(r["n_frames"], r["fps"]) for r in idx] == [(6, 12.0), (6, 12.0)]  # DAVIS: 24 fps
+    frames_dir = json.loads((Path(enc.ref.path) / "manifest.json").read_text())["inputs"]
+    vids = ShardedVideos(
+        Path(enc.ref.path).parents[1] / "video_shards" / frames_dir["videos"]["key"]
+    )
+    assert vids.encoded and vids.frames(0, [5, 1]).shape == (2, 480, 854, 3)
+
+
+def test_encoded_layout_without_pyav_is_a_config_error(tmp_path, dataset, monkeypatch):
+    import correlearn.data.shard_stage as shard_stage
+
+    monkeypatch.setattr(shard_stage, "find_spec", lambda name: None)
+    pipe = _pipe(tmp_path, dataset(n=2), overrides=["video_shards.layout=encoded"], tracker=False)
+    with pytest.raises(ConfigError, match=r"video_shards.layout: 'encoded' needs PyAV"):
+        pipe.run_stage("video_shards")

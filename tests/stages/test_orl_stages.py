@@ -1,5 +1,6 @@
 """The ORL stages end to end on real DAVIS frames through the stage runner: outputs, the cache
-(re-runs, a config change, a forced stage) and resuming an interrupted ``proposals``."""
+(re-runs, a config change, a forced stage), resuming an interrupted ``proposals``, and the per-shard
+units of ``proposals`` and ``embed`` (a mapped pre-pass gives the files of a plain run)."""
 
 import json
 import shutil
@@ -10,10 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import stages.embed as embed_mod
 import stages.proposals as proposals_mod
 from correlearn.data.readers import ShardedImages
-from correlearn.mining.correspondence import import_ref_intra_boxes, import_ref_json
+from correlearn.mining.ref_json import import_ref_intra_boxes, import_ref_json
+from correlearn.mining.shard_units import shard_names
 from correlearn.pipeline import Pipeline
+from correlearn.stage import UnitCall
 from correlearn.workspace import get_workspace
 from stages import STAGES, correspondence, embed, knn, pretrain_object, proposals
 
@@ -167,6 +171,45 @@ def test_interrupted_proposals_resume_skips_finished_shards(workdir, monkeypatch
     shards = _art(_pipe(workdir), "image_shards")
     cfg = _pipe(workdir, over).section("proposals").model_copy(update={"processes": 1})
     (workdir / "reference").mkdir()
-    parts = [real(shards, n, cfg, workdir / "reference") for n in proposals_mod.shard_names(shards)]
+    parts = [real(shards, n, cfg, workdir / "reference") for n in shard_names(shards)]
     reference = pa.concat_tables([pq.read_table(p) for p in parts])
     assert pq.read_table(Path(res.ref.path) / "boxes.parquet").equals(reference)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+@pytest.mark.parametrize(
+    ("stage", "module", "compute", "override"),
+    [
+        ("proposals", proposals_mod, "propose_shard", "proposals.max_boxes=10"),
+        ("embed", embed_mod, "embed_shard", "embed.crop=48"),
+    ],
+)
+def test_mapped_units_then_the_stage_equal_a_plain_run(
+    workdir, monkeypatch, stage, module, compute, override
+):
+    pipe = _pipe(workdir, [override])  # a key no other test makes
+    spec = pipe.registry[stage]
+    runs = {name: pipe.run_stage(src) for name, src in spec.inputs.items()}
+    call, todo = pipe.pending_units(stage, runs)
+    call = UnitCall.from_dict(call.to_dict(), spec)  # as a mapped task receives it
+    units = spec.units.names(call)
+    assert todo == units == shard_names(runs["shards"].path) and len(units) == 3
+    for unit in units[:2]:  # what mapped tasks would have done before the stage runs
+        assert spec.units.run_unit(call, unit) == spec.units.done_file(call, unit)
+        assert spec.units.done_file(call, unit).is_file()
+    assert pipe.pending_units(stage, runs)[1] == units[2:]
+    real, calls = getattr(module, compute), []
+    monkeypatch.setattr(module, compute, lambda *a: calls.append(a[1]) or real(*a))
+    res = pipe.run_stage(stage, inputs=runs)
+    assert calls == [units[2]] and not res.cache_hit  # only the unit not done yet
+    mapped = _files(Path(res.ref.path))
+    plain = _pipe(workdir, [override]).run_stage(stage, force=True)
+    assert calls == [units[2], *units] and plain.ref.key == res.ref.key
+    assert _files(Path(plain.ref.path)) == mapped

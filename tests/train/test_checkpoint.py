@@ -1,6 +1,3 @@
-import random
-
-import numpy as np
 import pytest
 import torch
 
@@ -8,12 +5,10 @@ from correlearn.train import checkpoint as C
 from correlearn.train import fit
 from correlearn.train.checkpoint import (
     CheckpointError,
-    get_rng_state,
     latest_checkpoint,
     load_checkpoint,
     read_run_id,
     save_checkpoint,
-    set_rng_state,
 )
 
 from .test_loop import configs
@@ -73,12 +68,3 @@ def test_not_a_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "y.pt")
-
-
-def test_rng_state_roundtrip_through_file(tmp_path):
-    state = get_rng_state()
-    draws = (random.random(), np.random.rand(), torch.rand(2))
-    save_checkpoint({"step": 0, "rng": state}, tmp_path)
-    set_rng_state(load_checkpoint(tmp_path / "last.pt")["rng"])
-    again = (random.random(), np.random.rand(), torch.rand(2))
-    assert draws[0] == again[0] and draws[1] == again[1] and torch.equal(draws[2], again[2])

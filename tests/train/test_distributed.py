@@ -15,10 +15,10 @@ def test_single_process_defaults():
 
 
 def test_torchrun_command_lines():
-    cmd = torchrun_command(["-m", "correlearn.cli", "run", "x"], nproc=4, python="py")
+    cmd = torchrun_command(["-m", "app.cli", "run", "x"], nproc=4, python="py")
     assert cmd[:3] == ["py", "-m", "torch.distributed.run"]
     assert cmd[3:5] == ["--nproc_per_node", "4"] and "--standalone" in cmd
-    assert cmd[-4:] == ["-m", "correlearn.cli", "run", "x"]
+    assert cmd[-4:] == ["-m", "app.cli", "run", "x"]
     multi = torchrun_command(
         ["train.py"], nproc=8, nnodes=2, node_rank=1, master_addr="10.0.0.1", master_port=1234
     )

@@ -9,9 +9,9 @@ import torch
 
 from correlearn.config import StrictModel
 from correlearn.pipeline import Pipeline
-from correlearn.stage import StageSpec
+from correlearn.pretrain.spec import DataKind, MethodSpec, TrainingData
+from correlearn.pretrain.stage import pretrain_stage
 from correlearn.train.config import OptimConfig, TrainConfig
-from correlearn.train.stage_run import train_configured
 from correlearn.workspace import get_workspace
 
 from .toys import ToyRegression
@@ -34,21 +34,22 @@ class ToyFitCfg(StrictModel):
     optim: OptimConfig = OptimConfig(name="adamw", base_lr=0.05, warmup_steps=3)
 
 
-def _fit(ctx):
-    w = torch.linspace(-1, 1, 8)
-
-    def build_batch(step, rng, gen):
-        if step in CRASH_AT:
-            CRASH_AT.clear()
-            raise RuntimeError("simulated kill -9")
-        BUILT.append(step)
-        x = torch.randn(16, 8, generator=gen)
-        return {"x": x, "y": x @ w + 0.01 * torch.randn(16, generator=gen)}
-
-    return train_configured(ctx, lambda: ToyRegression(), build_batch, 16 * 12, "toy")
+W = torch.linspace(-1, 1, 8)
 
 
-REG = {"fit": StageSpec("fit", 1, ToyFitCfg, _fit, resumable=True)}
+def _batch(data, cfg, step, rng, gen):
+    if step in CRASH_AT:
+        CRASH_AT.clear()
+        raise RuntimeError("simulated kill -9")
+    BUILT.append(step)
+    x = torch.randn(16, 8, generator=gen)
+    return {"x": x, "y": x @ W + 0.01 * torch.randn(16, generator=gen)}
+
+
+# A method outside the registry: 192 synthetic samples per epoch, no input artifacts.
+SYNTHETIC = DataKind("synthetic", {}, lambda paths, cfg: TrainingData(16 * 12))
+TOY = MethodSpec("toy", ToyFitCfg, lambda cfg: ToyRegression(), SYNTHETIC, _batch)
+REG = {"fit": pretrain_stage(TOY, name="fit", version=1, description="toy regression")}
 
 
 def _pipe(root: Path, tracker=False) -> Pipeline:

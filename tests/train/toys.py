@@ -7,6 +7,8 @@ import copy
 import torch
 from torch import nn
 
+from correlearn.methods.base import Method
+
 
 class ToyBackbone(nn.Module):
     def __init__(self, dim: int = 8, hidden: int = 16, bn: bool = False):
@@ -22,7 +24,7 @@ class ToyBackbone(nn.Module):
         return {f"backbone.{k}": v for k, v in self.state_dict().items()}
 
 
-class ToyRegression(nn.Module):
+class ToyRegression(Method):
     """Regress y from x through dropout and a random input mask (randomness resume restores)."""
 
     def __init__(self, dim=8, dropout=0.2, mask=0.25, bn=False):
@@ -45,7 +47,8 @@ class ToyRegression(nn.Module):
 
 
 class ToyEMA(ToyRegression):
-    """ToyRegression with an EMA copy of the backbone (requires_grad False) that feeds the loss."""
+    """ToyRegression with an EMA copy of the backbone (requires_grad False) that feeds the loss;
+    ``taus`` records the momentum the loop asks for at every step."""
 
     def __init__(self, base_tau=0.99, **kw):
         super().__init__(**kw)
@@ -58,11 +61,13 @@ class ToyEMA(ToyRegression):
             t = self.target(x)
         return self.backbone(x) + 0.1 * t
 
-    @torch.no_grad()
-    def momentum_update(self, tau: float) -> None:
+    def ema_pairs(self):
+        return [(self.backbone, self.target)]
+
+    def ema_momentum(self, step: int, total_steps: int) -> float:
+        tau = super().ema_momentum(step, total_steps)
         self.taus.append(tau)
-        for t, o in zip(self.target.parameters(), self.backbone.parameters(), strict=True):
-            t.mul_(tau).add_(o.detach(), alpha=1 - tau)
+        return tau
 
 
 def make_data_fn(seed=0, batch=16, dim=8, pollute=False, limit=None):

@@ -1,0 +1,33 @@
+"""The preset of a checkpoint and the dense set-up of the propagation protocols."""
+
+import torch
+
+from correlearn.eval.dense_setup import choose_preset, dense_setup
+from correlearn.models import build_backbone
+from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
+
+
+def test_choose_preset_follows_the_checkpoint_unless_given():
+    assert choose_preset("auto", {"backbone": "resnet18"}) == "vfs_resnet"
+    assert (
+        choose_preset("auto", {"backbone": "vit_small_patch16", "method": "siammae"})
+        == "siammae_vit"
+    )
+    assert choose_preset("auto", {"backbone": "vit_small_patch16", "method": "cim"}) == "dino_vit"
+    # a random init is scored with the protocol of the checkpoint it stands beside
+    assert choose_preset("siammae_vit", {"backbone": "vit_small_patch16"}) == "siammae_vit"
+
+
+def test_protocol_then_params_override_the_preset_and_resnets_get_its_strides(tmp_path):
+    torch.manual_seed(0)
+    torch.save(build_backbone("resnet_test").export_state_dict(), tmp_path / BACKBONE_FILE)
+    write_backbone_spec(tmp_path, "resnet_test", {}, "random_init")
+    protocol = {"context_frames": 1, "topk": 3}
+    dense = dense_setup(tmp_path, "auto", protocol, {"topk": 4}, "cpu")
+    assert dense.lp.context_frames == 1 and dense.lp.topk == 4 and dense.lp.radius == 12
+    assert dense.meta["preset"] == "vfs_resnet" and dense.meta["backbone"] == "resnet_test"
+    assert dense.meta["label_propagation"]["topk"] == 4 and dense.device == torch.device("cpu")
+    feats = dense.feature_fn(torch.randn(1, 3, 64, 64))
+    # res4 with strides (1, 2, 1, 1): stride 8, unit norm over channels
+    assert feats.shape[-2:] == (8, 8)
+    assert torch.allclose(feats.norm(dim=1), torch.ones(1, 8, 8), atol=1e-4)
