@@ -1,131 +1,157 @@
-"""Scale: wall time and peak memory of image_shards and kNN at 1x / 4x / 16x, with the fitted slope.
+"""Scale: wall time and peak memory of the ORL and evaluation stages at 1x / 4x / 16x, fitted slopes.
 
-For each size the work runs in a forked child process, which reports its wall time and its peak
-resident memory (``ru_maxrss``, the parent's pages included: compare the growth). The slope is
-the least-squares fit of log(time) on log(size): 1 is linear, 2 quadratic (exact all-vs-all kNN
-is N^2 by nature).
+Every point runs in a fresh spawned process (``scale_harness``): set-up untimed, then the library
+calls the stage makes, timed, with the peak RSS of that part, its growth, the worker processes'
+peak and the load average. The slope is the least-squares fit of log(seconds) on log(size) over
+the three sizes (1 is linear, 2 quadratic), and again over the two largest sizes alone, where fixed
+costs (model load, pool start-up, context fill) weigh least.
 
-- ``image_shards``: ``write_image_shards`` of synthetic 256x192 JPEGs (the library call the stage
-  makes), sizes ``base``, 4 ``base``, 16 ``base`` images;
-- kNN exact (FAISS ``IndexFlatIP``) and IVF (``IndexIVFFlat``, nlist 4 sqrt N, nprobe 32) on unit
-  vectors of 256 dims, all-vs-all, K = 10, with IVF's recall@10 against exact search (1000 sampled
-  queries), and ``torch.mm`` + ``topk`` at the largest exact size.
+- images (``scale_stages``): ``image_shards`` (``write_image_shards``), ``embed`` (``embed_shard``
+  + merge, a random-init BYOL ``pretrain_image`` artifact), ``proposals`` (``propose_shard``:
+  selective search + ORL filter, + merge) on real DAVIS frames, flipped copies where they run out;
+- label propagation: ``propagate_sequence`` (VFS ResNet protocol, random-init ResNet-18 res4)
+  over 1x / 4x / 16x frames of one sequence played ping-pong, split into features and the rest;
+- kNN (``scale_knn``): exact (FAISS ``IndexFlatIP``, the ``knn`` stage's default) and IVF
+  all-vs-all on Gaussian-mixture unit vectors, IVF's recall@10 against exact on every query,
+  ``torch.mm`` + ``topk`` at the largest size (ids compared), and a batch of queries against a
+  large collection (``--full``: 100k and 1M vectors) with each index's build and search time.
 
-``--quick`` (default) keeps the whole run to a few CPU-minutes (kNN at 2.5k / 10k / 40k);
-``--full`` runs kNN at 6.25k / 25k / 100k (FAISS against torch.mm at 100k) and the IVF recall at
-1M vectors, which takes most of an hour on 2 cores.
+``--quick`` (default, ``make bench``): 8 / 32 / 128 images at short side 160, 8 / 32 / 128 frames
+at short side 160, kNN 2.5k / 10k / 40k; a few minutes on 2 cores. ``--full``: 16 / 64 / 256 images
+at DAVIS 480p with the stages' default settings (embed 256 / 224 on the ORL ResNet-50 BYOL), 8 / 32
+/ 128 frames at the protocol's short side 480, kNN 6.25k / 25k / 100k, batch queries at 100k and
+1M; about half an hour. The figures share the CPU with whatever else runs: the load average is
+printed with every table, and they are noisy when it is above the core count.
 
-Not covered here yet: ``embed``, ``proposals`` and label propagation at three sizes.
-
-    python bench/scale.py [--quick | --full] [--base 50]
+    python bench/scale.py [--quick | --full] [--base 8] [--frames 8] [--knn-base 2500] ...
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
+import os
 import tempfile
-import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
-import numpy as np
+from scale_harness import Row, in_child, load_line, print_table
+from scale_knn import print_knn, run_all_pairs, run_batches
+from scale_stages import checkpoint_job, embed_job, lp_job, proposals_job, shards_job, source_items
+
+#: The ORL stage-1 BYOL (BYOLConfig defaults: ResNet-50, projector 4096 -> 256).
+ORL_BYOL: dict = {}
+#: A tiny BYOL for the tests (the backbone of tests/stages/test_orl_stages.py).
+TINY_BYOL = {"backbone": "resnet_test", "proj_hidden_dim": 64, "proj_dim": 32, "pred_hidden_dim": 64}
 
 
-def fitted_slope(sizes: list[int], seconds: list[float]) -> float:
-    """Slope of log(seconds) against log(sizes) (least squares)."""
-    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+@dataclass(frozen=True)
+class Settings:
+    """Sizes and settings of one run (see the module docstring for the two presets)."""
+
+    base: int = 8  # images at 1x
+    image_side: int | None = 160  # image_shards max_short_side (None: original 480p JPEGs)
+    embed_resize: int = 160
+    embed_crop: int = 144
+    long_side: int | None = 384  # proposals (the stage default)
+    frames: int = 8  # frames at 1x
+    lp_side: int = 160
+    sequence: str = "bear"
+    knn_base: int = 2500
+    batch_sizes: tuple[int, ...] = (40_000,)
+    queries: int = 2000
+    byol: tuple = tuple(ORL_BYOL.items())
 
 
-def _child(fn, args, queue) -> None:
-    t0 = time.perf_counter()
-    extra = fn(*args)
-    queue.put((time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, extra))
+QUICK = Settings()
+FULL = Settings(base=16, image_side=None, embed_resize=256, embed_crop=224, lp_side=480,
+                knn_base=6250, batch_sizes=(100_000, 1_000_000))  # fmt: skip
 
 
-def in_child(fn, *args):
-    """Run ``fn(*args)`` in a forked process: (wall s, peak RSS MiB, fn's return value)."""
-    ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(fn, args, queue))
-    proc.start()
-    sec, rss_kib, extra = queue.get()
-    proc.join()
-    return sec, rss_kib / 1024, extra
+def sizes(base: int) -> list[int]:
+    """1x, 4x, 16x."""
+    return [base, 4 * base, 16 * base]
 
 
-def unit_vectors(n: int, d: int, seed: int = 0) -> np.ndarray:
-    """(n, d) float32 rows of norm 1, drawn from a seeded Gaussian."""
-    x = np.random.default_rng(seed).standard_normal((n, d), dtype=np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+def _workers_note(points) -> str:
+    if not any(p.workers_mib for p in points):
+        return ""
+    return "worker processes' peak RSS " + " / ".join(f"{p.workers_mib:,.0f}" for p in points) + " MiB"
 
 
-def shards_job(n: int) -> int:
-    from correlearn.data.shards import write_image_shards
-    from correlearn.data.sources import DatasetSpec, list_images
-
-    rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "images"
-        src.mkdir()
-        for i in range(n):  # a few distinct images, so the JPEGs compress like photos, not noise
-            img = cv2.GaussianBlur(rng.integers(0, 256, (192, 256, 3), dtype=np.uint8), (9, 9), 3)
-            cv2.imwrite(str(src / f"{i:06d}.jpg"), img)
-        items = list_images(DatasetSpec(name="s", root=str(src), layout="image_folder"))
-        t0 = time.perf_counter()
-        write_image_shards(items, Path(tmp) / "out", max_count_per_shard=1000, progress=False)
-        return time.perf_counter() - t0
-
-
-def knn_job(n: int, kind: str) -> None:
-    from correlearn.mining.knn import knn_search, torch_knn
-
-    emb = unit_vectors(n, 256)
-    if kind == "torch":
-        torch_knn(emb, 10, device="cpu")
-    else:
-        knn_search(emb, 10, index=kind, use_gpu=False)
+def run_images(s: Settings, work: Path, threads: int) -> list[Row]:
+    """image_shards, embed and proposals at the three image sizes."""
+    ns = sizes(s.base)
+    items = source_items(ns[-1], work)
+    dirs = [str(work / f"shards-{n}") for n in ns]
+    shards = [in_child(shards_job, n, items, d, s.image_side, threads=threads)
+              for n, d in zip(ns, dirs, strict=True)]  # fmt: skip
+    ckpt = str(work / "byol")
+    in_child(checkpoint_job, 0, ckpt, dict(s.byol), threads=threads)
+    embed = [in_child(embed_job, n, d, ckpt, s.embed_resize, s.embed_crop, threads=threads)
+             for n, d in zip(ns, dirs, strict=True)]  # fmt: skip
+    props = [in_child(proposals_job, n, d, s.long_side, threads=threads)
+             for n, d in zip(ns, dirs, strict=True)]  # fmt: skip
+    mib = [p.extra[1] / 2**20 for p in shards]
+    return [
+        Row("image_shards", shards, note="shard bytes " + " / ".join(f"{m:.1f}" for m in mib)
+            + " MiB"),
+        Row("embed", embed, note=_workers_note(embed)),
+        Row("proposals", props, note=_workers_note(props)),
+    ]  # fmt: skip
 
 
-def recall_job(n: int) -> float:
-    from correlearn.mining.knn import ivf_recall_at_k
+def run_lp(s: Settings, threads: int) -> list[Row]:
+    """Label propagation at the three frame counts, with features and propagation apart."""
+    pts = [in_child(lp_job, n, s.sequence, s.lp_side, threads=threads) for n in sizes(s.frames)]
+    feats = [p.extra for p in pts]
+    rest = [p.seconds - f for p, f in zip(pts, feats, strict=True)]
+    return [
+        Row("label propagation (features + propagation)", pts),
+        Row("- of which features", pts, memory=False, seconds=feats),
+        Row("- of which propagation + masks", pts, memory=False, seconds=rest),
+    ]
 
-    return ivf_recall_at_k(unit_vectors(n, 256), k=10, use_gpu=False)
 
-
-def main() -> None:
+def parse(argv: list[str] | None) -> tuple[Settings, int]:
+    """The settings of this run (a preset with the options' overrides) and the thread count."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="a few CPU-minutes (default)")
-    mode.add_argument("--full", action="store_true", help="kNN to 100k, IVF recall at 1M")
-    ap.add_argument("--base", type=int, default=50, help="images at 1x for image_shards")
-    args = ap.parse_args()
-    knn_base = 6250 if args.full else 2500
-    rows = []
-    sizes = [args.base, 4 * args.base, 16 * args.base]
-    res = [in_child(shards_job, n) for n in sizes]
-    # The shard writer's own time (the JPEG generation is excluded); memory is the child's peak.
-    rows.append(("image_shards (write)", sizes, [r[2] for r in res], [r[1] for r in res]))
-    for kind in ("flat", "ivf"):
-        ns = [knn_base, 4 * knn_base, 16 * knn_base]
-        res = [in_child(knn_job, n, kind) for n in ns]
-        rows.append((f"kNN {kind}, 256-d", ns, [r[0] for r in res], [r[1] for r in res]))
-    print("\n| stage | sizes | seconds | peak RSS MiB | fitted slope |")
-    print("|---|---|---|---|---:|")
-    for name, ns, secs, mems in rows:
-        print(f"| {name} | {' / '.join(f'{n:,}' for n in ns)} | "
-              f"{' / '.join(f'{s:.2f}' for s in secs)} | {' / '.join(f'{m:.0f}' for m in mems)} | "
-              f"{fitted_slope(ns, secs):.2f} |")  # fmt: skip
-    n_cmp = 16 * knn_base
-    flat_s = rows[1][2][-1]
-    torch_s = in_child(knn_job, n_cmp, "torch")[0]
-    print(f"\nkNN at {n_cmp:,} x 256, K=10, CPU: FAISS flat {n_cmp / flat_s:,.0f} q/s, torch.mm + "
-          f"topk {n_cmp / torch_s:,.0f} q/s ({torch_s / flat_s:.2f}x)")  # fmt: skip
-    for n in [n_cmp] + ([1_000_000] if args.full else []):
-        sec, _, rec = in_child(recall_job, n)
-        print(f"IVF recall@10 at {n:,} vectors (nlist {int(4 * n**0.5)}, nprobe 32): {rec:.3f} "
-              f"({sec:.0f} s to build both indexes and search 1000 queries)")  # fmt: skip
+    mode.add_argument("--quick", action="store_true", help="a few minutes (default)")
+    mode.add_argument("--full", action="store_true", help="480p, kNN to 100k, batch at 1M")
+    ap.add_argument("--base", type=int, help="images at 1x")
+    ap.add_argument("--frames", type=int, help="propagated frames at 1x")
+    ap.add_argument("--knn-base", type=int, help="vectors at 1x for all-vs-all kNN")
+    ap.add_argument("--batch-sizes", type=int, nargs="*", help="collections for batch queries")
+    ap.add_argument("--queries", type=int, help="queries of the batch workload")
+    ap.add_argument("--tiny-byol", action="store_true", help="a tiny BYOL for embed (tests)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch/FAISS threads")
+    args = ap.parse_args(argv)
+    s = FULL if args.full else QUICK
+    over = {k: getattr(args, k) for k in ("base", "frames", "knn_base", "queries")}
+    s = replace(s, **{k: v for k, v in over.items() if v is not None})
+    if args.batch_sizes is not None:
+        s = replace(s, batch_sizes=tuple(args.batch_sizes))
+    if args.tiny_byol:
+        s = replace(s, byol=tuple(TINY_BYOL.items()))
+    return s, args.threads
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the three families and print their tables, then the kNN table."""
+    s, threads = parse(argv)
+    print(f"bench/scale.py, {threads} torch/FAISS threads; at start: {load_line()}; "
+          f"the figures are noisy when the load is above the core count")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
+        rows = run_images(s, Path(tmp), threads)
+    side = f"short side {s.image_side}" if s.image_side else "DAVIS 480p (original JPEGs)"
+    byol = "tiny BYOL (resnet_test)" if s.byol else "ORL BYOL (ResNet-50, projector 4096->256)"
+    print_table(f"Images: DAVIS frames at {side}; embed {s.embed_resize}/{s.embed_crop} with a "
+                f"random-init {byol}; proposals long side {s.long_side}, 2 processes", rows)  # fmt: skip
+    print_table(f"Label propagation: {s.sequence} ping-pong, short side {s.lp_side}, VFS ResNet "
+                "protocol (m=20, k=10), random-init ResNet-18 res4 stride 8", run_lp(s, threads))  # fmt: skip
+    knn_rows, info = run_all_pairs(sizes(s.knn_base), threads)
+    print_table(f"kNN all-vs-all, K=10, {s.knn_base:,}x mixture vectors (self excluded)", knn_rows)
+    print_knn(info, run_batches(list(s.batch_sizes), s.queries, threads))
 
 
 if __name__ == "__main__":

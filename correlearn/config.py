@@ -2,7 +2,7 @@
 
 Every config model derives from :class:`StrictModel`, so an unknown key or a value of the wrong type is
 an error that names the key. A pipeline config file is a YAML mapping whose top-level sections are the
-stage/method sections defined in :mod:`correlearn.pipeline_config`; ``--set a.b=value`` overrides are
+stage sections of the stage registry (``stages.STAGES``, see :class:`correlearn.pipeline.Pipeline`); ``--set a.b=value`` overrides are
 applied to the raw mapping before validation.
 """
 
