@@ -28,6 +28,9 @@ NOT_IN_KEY = {"in_key": False}
 # pipeline stores a budget-stopped result under its own key (see correlearn.budgets).
 BUDGET_STEPS = {"in_key": False, "budget": "steps"}
 BUDGET_TIME = {"in_key": False, "budget": "time"}
+# A switch added after artifacts existed, whose default reproduces them: in the key only when set
+# to something else, so adding it does not change any existing key.
+IN_KEY_UNLESS_DEFAULT = {"in_key": "unless_default"}
 
 
 def budget_fields(model: BaseModel, prefix: str = "") -> dict[str, tuple[str, Any]]:
@@ -44,11 +47,15 @@ def budget_fields(model: BaseModel, prefix: str = "") -> dict[str, tuple[str, An
 
 
 def key_material(model: BaseModel) -> dict[str, Any]:
-    """``model.model_dump(mode="json")`` without the fields marked :data:`NOT_IN_KEY` (recursive)."""
+    """``model.model_dump(mode="json")`` without the fields marked :data:`NOT_IN_KEY` (recursive).
+
+    Fields marked :data:`IN_KEY_UNLESS_DEFAULT` are left out while they hold their default.
+    """
     out = {}
     for name, value in model:
         info = type(model).model_fields[name]
-        if (info.json_schema_extra or {}).get("in_key", True) is False:
+        in_key = (info.json_schema_extra or {}).get("in_key", True)
+        if in_key is False or (in_key == "unless_default" and value == info.get_default()):
             continue
         if isinstance(value, BaseModel):
             out[name] = key_material(value)

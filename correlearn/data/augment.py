@@ -13,6 +13,7 @@ its global views and, without the random-resized crop, for its 96x96 RoI patches
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -234,12 +235,17 @@ def photometric(img: torch.Tensor, rng: np.random.Generator, aug: ViewAug) -> to
 
 
 def augment_view(
-    img: np.ndarray | torch.Tensor, rng: np.random.Generator, size: int, aug: ViewAug
+    img: np.ndarray | torch.Tensor | Any,
+    rng: np.random.Generator,
+    size: int,
+    aug: ViewAug,
 ) -> torch.Tensor:
     """One BYOL view: random-resized crop, flip, then :func:`photometric`.
 
     Args:
-        img: (H, W, 3) numpy or (3, H, W) tensor, uint8.
+        img: (H, W, 3) numpy or (3, H, W) tensor, uint8; or an
+            :class:`~correlearn.data.decode.EncodedImage`, whose crop decodes at reduced size
+            where it can, with the same random draws.
         rng: the random generator.
         size: output side S.
         aug: the view's parameters.
@@ -247,7 +253,11 @@ def augment_view(
     Returns:
         (3, S, S) tensor of the input's dtype (not normalised).
     """
-    x = random_resized_crop(to_chw(img), rng, size, aug.scale, aug.ratio)
+    crop = getattr(img, "random_resized_crop", None)  # an EncodedImage (decode.py imports us)
+    if crop is not None:
+        x = crop(rng, size, aug.scale, aug.ratio)[0]
+    else:
+        x = random_resized_crop(to_chw(img), rng, size, aug.scale, aug.ratio)
     x = hflip(x, aug.flip_p, rng)
     return photometric(x, rng, aug)
 

@@ -14,7 +14,7 @@ cosine, 4 warm-up epochs, 800 epochs) belongs to the training config, not to thi
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from pydantic import Field
 from torch import nn
 from torchvision.utils import make_grid
 
-from correlearn.config import StrictModel
+from correlearn.config import IN_KEY_UNLESS_DEFAULT, StrictModel
 from correlearn.data.augment import BYOL_VIEW1, BYOL_VIEW2, ViewAug, augment_view, denormalize
 from correlearn.data.augment import normalize as normalize_img
 from correlearn.losses.byol import byol_loss
@@ -62,6 +62,10 @@ class BYOLConfig(StrictModel):
     image_size: int = 224
     view1: ViewAug = Field(default_factory=lambda: BYOL_VIEW1.model_copy())
     view2: ViewAug = Field(default_factory=lambda: BYOL_VIEW2.model_copy())
+    # Not in the papers: a speed switch of the data path (README, Benchmarks). "reduced" decodes a
+    # JPEG at 1/2, 1/4 or 1/8 by libjpeg's DCT scaling where the random-resized crop allows it,
+    # with the same random draws; pixels then differ by a few grey levels from "full".
+    decode: Literal["full", "reduced"] = Field("full", json_schema_extra=IN_KEY_UNLESS_DEFAULT)
 
 
 def view_pair_grid(a: torch.Tensor, b: torch.Tensor, max_images: int = 8) -> np.ndarray:

@@ -19,7 +19,7 @@ from correlearn.pretrain import data as D
 from correlearn.pretrain.spec import MethodSpec
 
 METHODS: dict[str, MethodSpec] = {
-    "byol": MethodSpec("byol", C.PretrainImageConfig, BYOL, D.IMAGES, D.byol_batch),
+    "byol": MethodSpec("byol", C.PretrainImageConfig, BYOL, D.BYOL_IMAGES, D.byol_batch),
     "orl": MethodSpec("orl", C.PretrainObjectConfig, ORL, D.OBJECT_PAIRS, D.orl_batch),
     "cim": MethodSpec("cim", C.PretrainCIMConfig, CIM, D.IMAGES, D.cim_batch),
     "vfs": MethodSpec("vfs", C.PretrainVFSConfig, VFS, D.VIDEOS, D.vfs_batch),

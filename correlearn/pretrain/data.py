@@ -34,6 +34,13 @@ def open_images(paths: dict[str, Path], cfg: Any) -> TrainingData:
     return TrainingData(len(images), {"images": images})
 
 
+def open_byol_images(paths: dict[str, Path], cfg: Any) -> TrainingData:
+    """The image shards, read as encoded images when ``method.decode`` is ``reduced``."""
+    decode = "lazy" if cfg.method.decode == "reduced" else "numpy"
+    images = ShardedImages(paths["shards"], decode=decode)
+    return TrainingData(len(images), {"images": images})
+
+
 def open_videos(paths: dict[str, Path], cfg: Any) -> TrainingData:
     """The video shards (``videos``) and the videos long enough for the method's frame sampler."""
     videos = ShardedVideos(paths["videos"])
@@ -58,6 +65,7 @@ def open_object_pairs(paths: dict[str, Path], cfg: Any) -> TrainingData:
 
 
 IMAGES = DataKind("images", {"shards": "image_shards"}, open_images)
+BYOL_IMAGES = DataKind("images", {"shards": "image_shards"}, open_byol_images)
 VIDEOS = DataKind("videos", {"videos": "video_shards", "frames": "frame_index"}, open_videos)
 OBJECT_PAIRS = DataKind(
     "object_pairs",
