@@ -14,7 +14,6 @@ needed.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -59,12 +58,19 @@ def source_items(n: int, work: Path) -> list:
     return items
 
 
+def spread(items: list, n: int) -> list:
+    """``n`` of ``items`` evenly spaced over the list (every sequence at every size)."""
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
+
+
 def shards_job(n: int, items: list, out_dir: str, max_short_side: int | None):
-    """``write_image_shards`` of the first ``n`` items into ``out_dir`` (one shard of 1000)."""
+    """``write_image_shards`` of ``n`` of the items into ``out_dir`` (one shard of 1000)."""
     from correlearn.data.shards import write_image_shards
 
+    chosen = spread(items, n)
+
     def timed() -> tuple[int, int]:
-        summary = write_image_shards(items[:n], out_dir, 1000, max_short_side, progress=False)
+        summary = write_image_shards(chosen, out_dir, 1000, max_short_side, progress=False)
         return summary.n_samples, summary.n_bytes
 
     return timed
@@ -94,6 +100,13 @@ def checkpoint_job(_n: int, folder: str, method: dict):
     return lambda: None
 
 
+def _out_dir(shards_dir: str, stage: str) -> str:
+    """A fresh output folder next to the shards (inside the run's temporary folder)."""
+    out = Path(f"{shards_dir}-{stage}")
+    out.mkdir()
+    return str(out)
+
+
 def embed_job(n: int, shards_dir: str, ckpt_dir: str, resize: int, crop: int):
     """``embed_shard`` over every shard of ``shards_dir`` (``n`` images), then the merge."""
     from correlearn.artifact_ref import ArtifactRef
@@ -104,7 +117,7 @@ def embed_job(n: int, shards_dir: str, ckpt_dir: str, resize: int, crop: int):
     ckpt = ArtifactRef("pretrain_image", "bench", ckpt_dir)
     images = ShardedImages(shards_dir)
     names = sorted(set(images.shards))
-    out = tempfile.mkdtemp(prefix="scale-embed-")
+    out = _out_dir(shards_dir, "embed")
 
     def timed() -> tuple[int, int]:
         for name in names:
@@ -121,7 +134,7 @@ def proposals_job(n: int, shards_dir: str, long_side: int | None):
 
     cfg = ProposalsConfig(long_side=long_side)
     names = sorted(set(ShardedImages(shards_dir).shards))
-    out = tempfile.mkdtemp(prefix="scale-proposals-")
+    out = _out_dir(shards_dir, "proposals")
 
     def timed() -> int:
         for name in names:
@@ -141,13 +154,16 @@ def lp_job(n: int, seq: str, short_side: int):
     """``propagate_sequence`` of ``n`` frames (VFS ResNet protocol, random-init ResNet-18 res4).
 
     The feature extractor is wrapped in a timer, so the timed callable returns the seconds spent
-    in features; the rest is propagation and the argmax to full-size masks.
+    in features (the rest is propagation and the argmax to full-size masks) and the number of
+    (target, context frame) pairs propagated, which grows faster than ``n`` until the context
+    holds its ``m + 1`` frames.
     """
     import torch
 
     from correlearn.eval.features import dense_feature_fn
     from correlearn.eval.label_propagation import (
         LabelPropConfig,
+        context_indices,
         load_davis_sequence,
         propagate_sequence,
     )
@@ -160,6 +176,7 @@ def lp_job(n: int, seq: str, short_side: int):
     net = build_backbone("resnet18", strides=cfg.strides).eval()
     fn = dense_feature_fn(net, cfg.layer)
     spent = [0.0]
+    pairs = sum(len(context_indices(t, cfg.context_frames, cfg.context)) for t in range(1, n))
 
     def timed_fn(x):
         t0 = time.perf_counter()
@@ -167,8 +184,8 @@ def lp_job(n: int, seq: str, short_side: int):
         spent[0] += time.perf_counter() - t0
         return out
 
-    def timed() -> float:
+    def timed() -> tuple[float, int]:
         propagate_sequence(timed_fn, frames, masks[0], cfg)
-        return spent[0]
+        return spent[0], pairs
 
     return timed
