@@ -91,9 +91,13 @@ class StageRun:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StageRun:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored (older flow results)."""
+        """Inverse of :meth:`to_dict`, tolerant of older or minimal flow results.
+
+        Unknown keys are ignored; a missing path or cache-hit flag defaults (``gc`` needs only
+        the stage and the key).
+        """
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**{"cache_hit": False, **known})
+        return cls(**{"cache_hit": False, "path": "", **known})
 
 
 def _run_or_none(d: dict[str, Any] | None) -> StageRun | None:
