@@ -92,3 +92,19 @@ def make_davis():
         return root
 
     return make
+
+
+@pytest.fixture(scope="session")
+def workspace_template(tmp_path_factory):
+    """A workspace with artifacts and MLflow flow runs (tests/workspace_fixtures.py), built once."""
+    from tests.workspace_fixtures import build_template
+
+    return build_template(tmp_path_factory.mktemp("ws"))
+
+
+@pytest.fixture
+def ws(workspace_template, tmp_path, monkeypatch):
+    """A private copy of :func:`workspace_template`, active as ``CORRELEARN_HOME``."""
+    from tests.workspace_fixtures import copy_workspace
+
+    return copy_workspace(workspace_template, tmp_path, monkeypatch)

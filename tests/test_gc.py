@@ -3,24 +3,12 @@ records, old-style dicts, or nested stage runs) and its inputs stay; stale lefto
 
 import json
 
-import pytest
-
 from app import cli
 from correlearn.gc import plan_gc, run_gc, used_artifacts
 from correlearn.records import FLOW_RESULT, FlowRun, StageRun
 from correlearn.tracking import Tracker
 from correlearn.workspace import get_workspace
-from tests.workspace_fixtures import A, B, C, D, build_template, copy_workspace
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return build_template(tmp_path_factory.mktemp("ws"))
-
-
-@pytest.fixture
-def ws(template, tmp_path, monkeypatch):
-    return copy_workspace(template, tmp_path, monkeypatch)
+from tests.workspace_fixtures import A, B, C, D
 
 
 def _keys(store) -> set[str]:

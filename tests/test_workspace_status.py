@@ -9,26 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from app import cli
 from correlearn.tracking import Tracker
 from correlearn.workspace import get_workspace
 from correlearn.workspace_status import artifact_stats, flow_runs, human_bytes
-from tests.workspace_fixtures import build_template, copy_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 DAVIS = REPO / "data" / "davis-mini"
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return build_template(tmp_path_factory.mktemp("ws"))
-
-
-@pytest.fixture
-def ws(template, tmp_path, monkeypatch):
-    return copy_workspace(template, tmp_path, monkeypatch)
 
 
 def test_artifact_stats_count_finished_and_partial(ws):
