@@ -35,6 +35,7 @@ def main(job_path: str) -> int:
     D.barrier()
     if D.is_main():
         write_result(job, result)
+    D.destroy_distributed()  # a gloo group left to interpreter shutdown can abort the process
     return 0
 
 

@@ -113,8 +113,15 @@ def init_distributed(device: str = "auto", timeout_minutes: float = 30.0) -> Dis
 
 
 def destroy_distributed() -> None:
-    """Tear down the process group if one is initialised."""
+    """Tear down the process group if one is initialised.
+
+    Every rank meets at a barrier first: a rank that destroys its gloo group while a peer is still
+    in a collective can make that peer's gloo threads abort the process (SIGABRT, "terminate called
+    without an active exception") instead of returning.
+    """
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 

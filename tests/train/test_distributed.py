@@ -1,7 +1,7 @@
-import socket
 import sys
 
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from correlearn.train.checkpoint import load_checkpoint
@@ -33,18 +33,14 @@ def test_torchrun_command_lines():
     assert multi[-1] == "train.py"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_gloo_keeps_ranks_in_sync(tmp_path):
+    # This process hosts the rendezvous store, as torchrun's agent does, so that it outlives
+    # both ranks: a store hosted by rank 0 dies when rank 0 exits first, and a peer still tearing
+    # down its gloo group then aborts (SIGABRT). Port 0: the store binds a free port itself.
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     # spawn, not fork: earlier tests leave Prefect, MLflow and Dask threads running in this
     # process, and a forked child of a multi-threaded process can die on a lock held by one.
-    mp.start_processes(
-        worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn"
-    )
+    mp.start_processes(worker, args=(2, store.port, str(tmp_path)), nprocs=2, start_method="spawn")
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert not torch.equal(r0["first_x"], r1["first_x"])  # each rank saw its own data
