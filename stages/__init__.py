@@ -1,5 +1,13 @@
-"""The stage registry: one small module per stage; no algorithm lives here."""
+"""The stage registry: one small module per stage, and one training stage per registered method.
 
+No algorithm lives here. The pre-training stages (``pretrain_image``, ``pretrain_object``,
+``pretrain_cim``, ``pretrain_vfs``, ``pretrain_siammae``) have no module of their own: each is
+:func:`~correlearn.pretrain.stage.pretrain_stage` over its entry in the methods registry
+(:data:`correlearn.pretrain.METHODS`), which names the stage, its version and its description.
+"""
+
+from correlearn.pretrain import METHODS
+from correlearn.pretrain.stage import pretrain_stage
 from correlearn.stage import StageSpec
 from stages import (
     correspondence,
@@ -17,41 +25,33 @@ from stages import (
     import_checkpoint,
     init_random,
     knn,
-    pretrain_cim,
-    pretrain_image,
-    pretrain_object,
-    pretrain_siammae,
-    pretrain_vfs,
     proposals,
     train_siamfc_head,
     video_shards,
 )
 
+_MODULES = (
+    image_shards,
+    video_shards,
+    frame_index,
+    init_random,
+    import_checkpoint,
+    embed,
+    knn,
+    proposals,
+    correspondence,
+    eval_label_propagation,
+    eval_knn,
+    eval_linear,
+    eval_pose,
+    eval_parts,
+    eval_svm,
+    train_siamfc_head,
+    eval_tracking,
+    eval_finetune,
+)
+
 STAGES: dict[str, StageSpec] = {
-    m.STAGE.name: m.STAGE
-    for m in (
-        image_shards,
-        video_shards,
-        frame_index,
-        init_random,
-        import_checkpoint,
-        pretrain_image,
-        embed,
-        knn,
-        proposals,
-        correspondence,
-        pretrain_object,
-        pretrain_cim,
-        pretrain_vfs,
-        pretrain_siammae,
-        eval_label_propagation,
-        eval_knn,
-        eval_linear,
-        eval_pose,
-        eval_parts,
-        eval_svm,
-        train_siamfc_head,
-        eval_tracking,
-        eval_finetune,
-    )
+    **{m.STAGE.name: m.STAGE for m in _MODULES},
+    **{spec.stage: pretrain_stage(spec) for spec in METHODS.values()},
 }

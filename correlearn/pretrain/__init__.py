@@ -1,9 +1,11 @@
 """The pre-training methods registry: method name -> :class:`~correlearn.pretrain.spec.MethodSpec`.
 
-This table drives the pre-training stages (``stages/pretrain_*.py``, one factory call each) and the
-torchrun worker, which finds the method of a training job here. A new method takes its module in
-``correlearn/methods/``, a config model in :mod:`correlearn.pretrain.configs`, one line below and a
-one-line stage module (plus its YAML section).
+This table drives the pre-training stages (the stage registry ``stages.STAGES`` builds one stage per
+entry with :func:`correlearn.pretrain.stage.pretrain_stage`) and the torchrun worker, which finds
+the method of a training job here. A new method takes its module in ``correlearn/methods/`` (the
+``Method`` and its config), its stage config and batch builder (:mod:`correlearn.pretrain.configs`,
+:mod:`correlearn.pretrain.data`, unless an existing data kind and builder fit), one entry below
+(which names its stage) and its YAML section.
 """
 
 from __future__ import annotations
@@ -18,13 +20,29 @@ from correlearn.pretrain import configs as C
 from correlearn.pretrain import data as D
 from correlearn.pretrain.spec import MethodSpec
 
+# Stage versions: 2 = initial weights seeded from train.seed.
 METHODS: dict[str, MethodSpec] = {
-    "byol": MethodSpec("byol", C.PretrainImageConfig, BYOL, D.BYOL_IMAGES, D.byol_batch),
-    "orl": MethodSpec("orl", C.PretrainObjectConfig, ORL, D.OBJECT_PAIRS, D.orl_batch),
-    "cim": MethodSpec("cim", C.PretrainCIMConfig, CIM, D.IMAGES, D.cim_batch),
-    "vfs": MethodSpec("vfs", C.PretrainVFSConfig, VFS, D.VIDEOS, D.vfs_batch),
-    "siammae": MethodSpec("siammae", C.PretrainSiamMAEConfig, SiamMAE, D.VIDEOS, D.siammae_batch),
-}
+    "byol": MethodSpec(
+        "byol", C.PretrainImageConfig, BYOL, D.BYOL_IMAGES, D.byol_batch,
+        "pretrain_image", 2, "BYOL pre-training (ORL stage 1)",
+    ),
+    "orl": MethodSpec(
+        "orl", C.PretrainObjectConfig, ORL, D.OBJECT_PAIRS, D.orl_batch,
+        "pretrain_object", 2, "ORL object-level pre-training (stage 3)",
+    ),
+    "cim": MethodSpec(
+        "cim", C.PretrainCIMConfig, CIM, D.IMAGES, D.cim_batch,
+        "pretrain_cim", 2, "CIM pre-training (crop-and-correlate)",
+    ),
+    "vfs": MethodSpec(
+        "vfs", C.PretrainVFSConfig, VFS, D.VIDEOS, D.vfs_batch,
+        "pretrain_vfs", 2, "VFS frame-level similarity pre-training on videos",
+    ),
+    "siammae": MethodSpec(
+        "siammae", C.PretrainSiamMAEConfig, SiamMAE, D.VIDEOS, D.siammae_batch,
+        "pretrain_siammae", 2, "SiamMAE masked frame-pair pre-training on videos",
+    ),
+}  # fmt: skip
 
 
 def method_spec(name: str) -> MethodSpec:

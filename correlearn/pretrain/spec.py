@@ -1,4 +1,4 @@
-"""What a pre-training method declares: its config, its data kind and its batch builder.
+"""What a pre-training method declares: its config, its data kind, its batch builder, its stage.
 
 A :class:`MethodSpec` is everything the one pre-training stage factory
 (:func:`correlearn.pretrain.stage.pretrain_stage`) and the torchrun worker
@@ -74,6 +74,11 @@ class MethodSpec:
         build: ``build(config.method) -> nn.Module`` (the method, see docs/contracts.md).
         data: what it trains on.
         batch: one step's batch, see :data:`BatchFn`.
+        stage: the name of its training stage (``pretrain_vfs``), which the stage registry
+            (``stages.STAGES``) builds from this spec.
+        version: that stage's version; bump it when a change alters what the stage computes (it
+            is part of every artifact key).
+        description: the stage's one line for ``correlearn stage list``.
     """
 
     name: str
@@ -81,3 +86,6 @@ class MethodSpec:
     build: Callable[[Any], nn.Module]
     data: DataKind
     batch: BatchFn
+    stage: str
+    version: int
+    description: str

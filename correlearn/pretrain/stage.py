@@ -37,22 +37,25 @@ from correlearn.train.rng import seed_everything
 
 
 def pretrain_stage(
-    method: str | MethodSpec, name: str, version: int, description: str
+    method: str | MethodSpec,
+    name: str | None = None,
+    version: int | None = None,
+    description: str | None = None,
 ) -> StageSpec:
     """The training stage of ``method`` (a registry name, or a spec not in the registry).
 
-    Its config model, default inputs and training come from the method's spec; only the stage's
-    name, version and one-line description are the stage module's own.
+    Everything comes from the method's spec: config model, default inputs, training, and the
+    stage's name, version and description, which a test may override.
     """
     spec = method_spec(method) if isinstance(method, str) else method
     return StageSpec(
-        name=name,
-        version=version,
+        name=name or spec.stage,
+        version=spec.version if version is None else version,
         config_model=spec.config,
         run=partial(run_pretrain, spec),
         inputs=dict(spec.data.inputs),
         resumable=True,
-        description=description,
+        description=description or spec.description,
     )
 
 

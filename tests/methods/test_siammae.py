@@ -12,7 +12,7 @@ from correlearn.models.pos_embed import sincos_2d
 from correlearn.pretrain.configs import PretrainSiamMAEConfig
 from correlearn.stage import StageContext
 from correlearn.train.config import TrainConfig
-from stages.pretrain_siammae import STAGE
+from stages import STAGES
 
 
 def _tiny(**kw) -> SiamMAEConfig:
@@ -147,9 +147,11 @@ def test_stage_trains_and_draws_the_reconstruction_sheet(
         "videos": ArtifactRef("video_shards", "v", str(davis_video_dir)),
         "frames": ArtifactRef("frame_index", "f", str(davis_frame_index_dir)),
     }
-    ctx = StageContext(STAGE, cfg, {}, inputs, tmp_path, None, None, tmp_path, False)
+    ctx = StageContext(
+        STAGES["pretrain_siammae"], cfg, {}, inputs, tmp_path, None, None, tmp_path, False
+    )
     with pytest.warns(UserWarning, match="skipped hike"):
-        meta = STAGE.run(ctx)
+        meta = STAGES["pretrain_siammae"].run(ctx)
     assert meta["steps"] == 2 and ctx.counts["videos_used"] == 2
     sheet = tmp_path / "pictures" / "reconstruction.png"
     assert sheet.is_file() and (tmp_path / "backbone.pt").is_file()

@@ -19,7 +19,7 @@ from correlearn.pretrain.configs import PretrainVFSConfig
 from correlearn.stage import StageContext
 from correlearn.train.config import TrainConfig
 from correlearn.train.schedules import ema_tau
-from stages.pretrain_vfs import STAGE
+from stages import STAGES
 
 
 def _tiny(**kw) -> VFSConfig:
@@ -176,7 +176,9 @@ def _ctx(cfg, video_dir, index_dir, out_dir) -> StageContext:
         "videos": ArtifactRef("video_shards", "v", str(video_dir)),
         "frames": ArtifactRef("frame_index", "f", str(index_dir)),
     }
-    return StageContext(STAGE, cfg, {}, inputs, out_dir, None, None, out_dir, False)
+    return StageContext(
+        STAGES["pretrain_vfs"], cfg, {}, inputs, out_dir, None, None, out_dir, False
+    )
 
 
 def test_stage_skips_short_videos_and_trains(davis_video_dir, davis_frame_index_dir, tmp_path):
@@ -186,7 +188,7 @@ def test_stage_skips_short_videos_and_trains(davis_video_dir, davis_frame_index_
     cfg = PretrainVFSConfig(method=_tiny(), train=train)
     ctx = _ctx(cfg, davis_video_dir, davis_frame_index_dir, tmp_path)
     with pytest.warns(UserWarning, match="skipped hike"):
-        meta = STAGE.run(ctx)
+        meta = STAGES["pretrain_vfs"].run(ctx)
     assert meta["steps"] == 2 and ctx.counts["videos_used"] == 2
     assert [s["item"] for s in ctx.skipped] == ["hike"]
     assert (tmp_path / "backbone.pt").is_file() and (tmp_path / "pictures" / "frames.png").is_file()

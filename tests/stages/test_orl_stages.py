@@ -19,13 +19,10 @@ from correlearn.mining.shard_units import shard_names
 from correlearn.pipeline import Pipeline
 from correlearn.stage import UnitCall
 from correlearn.workspace import get_workspace
-from stages import STAGES, correspondence, embed, knn, pretrain_object, proposals
+from stages import STAGES, correspondence
 
 DAVIS = Path(__file__).resolve().parents[2] / "data" / "davis-mini"
-REGISTRY = {
-    **STAGES,
-    **{m.STAGE.name: m.STAGE for m in (embed, knn, proposals, correspondence, pretrain_object)},
-}
+REGISTRY = dict(STAGES)
 ORL_STAGES = ("image_shards", "pretrain_image", "embed", "knn", "proposals", "correspondence")
 TINY = "backbone: resnet_test, proj_hidden_dim: 64, proj_dim: 32, pred_hidden_dim: 64"
 TRAIN = "train: {batch_size: 8, max_steps: 2, num_workers: 0, device: cpu, log_every: 1}"

@@ -48,8 +48,10 @@ def _batch(data, cfg, step, rng, gen):
 
 # A method outside the registry: 192 synthetic samples per epoch, no input artifacts.
 SYNTHETIC = DataKind("synthetic", {}, lambda paths, cfg: TrainingData(16 * 12))
-TOY = MethodSpec("toy", ToyFitCfg, lambda cfg: ToyRegression(), SYNTHETIC, _batch)
-REG = {"fit": pretrain_stage(TOY, name="fit", version=1, description="toy regression")}
+TOY = MethodSpec(
+    "toy", ToyFitCfg, lambda cfg: ToyRegression(), SYNTHETIC, _batch, "fit", 1, "toy regression"
+)
+REG = {"fit": pretrain_stage(TOY)}
 
 
 def _pipe(root: Path, tracker=False) -> Pipeline:
