@@ -13,7 +13,10 @@ The same JPEGs (DAVIS frames, 854x480) through, in one process:
   3. the WebDataset pipeline (sequential tar reads) with the decode + augmentation of 2;
   4. path 2 in batches of 32 from ``make_step_loader`` with ``--workers`` DataLoader processes and
      pinned memory (pinning needs CUDA; on CPU it is skipped with a warning), per core, in steady
-     state (timed from the first batch on: worker start-up is a one-off cost of a run).
+     state (timed from the first batch on: worker start-up is a one-off cost of a run);
+  5. BYOL's ``method.decode: device``: batches of 32 decoded in one ``decode_jpeg`` call on the
+     training device (nvJPEG on CUDA, libjpeg-turbo on the CPU), cropped, flipped and normalised
+     there (a synchronised wall clock on CUDA).
 
 At two output sides: 224 (BYOL, ORL, VFS, SiamMAE) and 96 (the CPU demo). Decode at reduced
 size only helps when the crop is at least twice the output: at 224 from 480p frames that is rare,
@@ -40,7 +43,7 @@ import numpy as np
 import torch
 
 from correlearn.data.augment import hflip, normalize, random_resized_crop
-from correlearn.data.decode import EncodedImage, decode_image
+from correlearn.data.decode import EncodedImage, decode_image, decode_on_device
 from correlearn.data.readers import ShardedImages
 from correlearn.data.shards import write_image_shards
 from correlearn.data.sources import DatasetSpec, list_images
@@ -136,6 +139,19 @@ def paths_for(size: int, ds: ShardedImages, shards: list[Path], blobs: list[byte
             n = sum(len(b["x"]) for b in it)
             return Rate(n / (time.perf_counter() - t0))
 
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def on_device() -> int:
+        """BYOL's ``decode: device``: each batch decoded in one call, then cropped there."""
+        rng = np.random.default_rng(1)
+        for s in range(0, len(order), batch):
+            imgs = decode_on_device([ds.read_bytes(int(i)) for i in order[s : s + batch]], device)
+            torch.stack([normalize(hflip(random_resized_crop(im, rng, size), 0.5, rng))
+                         for im in imgs])  # fmt: skip
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return len(order)
+
     out = {
         "0. bytes in memory, full-size decode only (baseline)": decode_only,
         "1. shards, random access, full decode + crop/flip/normalise": shards_full,
@@ -144,6 +160,8 @@ def paths_for(size: int, ds: ShardedImages, shards: list[Path], blobs: list[byte
     }
     if workers > 0:
         out[f"4. path 2 in a DataLoader, {workers} workers, pinned; per core"] = loader
+    out[f"5. shards, batches of {batch} decoded in one call on {device.type} (torchvision"
+        f"{', nvJPEG' if device.type == 'cuda' else ''}) + crop/flip/normalise there"] = on_device  # fmt: skip
     return out
 
 

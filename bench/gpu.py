@@ -13,7 +13,8 @@ On CUDA it prints one table (under 8 minutes on one GPU, ``--budget-s``):
 - kNN of 1M x 256 unit vectors (K = 10): FAISS on GPU when faiss-gpu is installed, else said so,
   against ``torch.mm`` + ``topk`` on the GPU;
 - JPEG decode img/s: ``torchvision.io.decode_jpeg(device="cuda")`` in batches against OpenCV on
-  one CPU thread, same files.
+  one CPU thread, same files; and BYOL's two-view batches with its full augmentation at 224 px
+  through ``method.decode: device`` on the GPU against the default path on one CPU thread.
 
 Compiled rows run last and are skipped (said so in the table) when the time budget runs out.
 
@@ -224,6 +225,38 @@ def bench_jpeg(device, n: int) -> dict:
             "where": dev}  # fmt: skip
 
 
+def bench_byol_batches(device, n: int, size: int) -> dict:
+    """BYOL's two-view batches (its full augmentation) from JPEG bytes, img/s, batches of 32.
+
+    ``method.decode: device`` (one ``decode_jpeg`` call per batch on ``device``, augmentation there)
+    against the default path on one CPU thread (OpenCV decode, augmentation on the CPU).
+    """
+    from correlearn.data.decode import decode_image, decode_on_device
+    from correlearn.methods.byol import BYOLConfig, build_byol_batch
+
+    data = [f.read_bytes() for f in sorted(DAVIS.glob("*/*.jpg"))[:n]]
+    cfg = BYOLConfig(image_size=size)
+
+    def run(dev) -> float:
+        rng = np.random.default_rng(0)
+        t0 = time.perf_counter()
+        for s in range(0, len(data), 32):
+            chunk = data[s : s + 32]
+            imgs = decode_on_device(chunk, dev) if dev else [decode_image(b) for b in chunk]
+            build_byol_batch(imgs, rng, cfg)
+        sync(device)
+        return len(data) / (time.perf_counter() - t0)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cpu = run(None)
+    finally:
+        torch.set_num_threads(threads)
+    run(device)  # warm-up: nvJPEG handles, kernels
+    return {"n": len(data), "size": size, "cpu": cpu, "device": run(device), "where": device.type}
+
+
 def training_table(rows: list[dict], peak: float | None) -> list[str]:
     lines = [
         "| model | per-GPU batch | torch.compile | ms/step | img/s | GFLOP/step | TFLOP/s | MFU "
@@ -269,10 +302,13 @@ def cpu_check(keys: list[str], size: int) -> int:
     lp = bench_label_propagation(cpu, 3, 64)
     knn = bench_knn(cpu, 2000, 32)
     jpg = bench_jpeg(cpu, 4)
+    byol = bench_byol_batches(cpu, 4, size)
     print(f"\nlabel propagation (CPU, {lp['size'][0]}p, {lp['frames']} frames): {lp['fps']:.1f} fps; "
           f"kNN {knn['n']} x {knn['d']}: {knn['faiss']} {knn['faiss_qps']:.0f} q/s, torch.mm "
           f"{knn['torch_qps']:.0f} q/s, ids agree {knn['agree']:.3f}; JPEG decode (CPU, "
-          f"{jpg['n']} files): torchvision {jpg.get('torchvision', 0):.0f} img/s")  # fmt: skip
+          f"{jpg['n']} files): torchvision {jpg.get('torchvision', 0):.0f} img/s; BYOL batches "
+          f"({byol['size']} px), decode: device on the CPU {byol['device']:.0f} img/s, default "
+          f"{byol['cpu']:.0f} img/s")  # fmt: skip
     if failed:
         print(f"error: {failed} model(s) failed the CPU check")
         return 1
@@ -296,6 +332,7 @@ def gpu_run(keys: list[str], args) -> int:
     lp = bench_label_propagation(device, args.lp_frames, 480)
     knn = bench_knn(device, args.knn_n, 256)
     jpg = bench_jpeg(device, args.jpeg_n)
+    byol = bench_byol_batches(device, args.jpeg_n, 224)
     for key in keys:
         batch = args.batch or WORKLOADS[key].paper_batch
         left = args.budget_s - (time.perf_counter() - t_start)
@@ -320,7 +357,11 @@ def gpu_run(keys: list[str], args) -> int:
           f"{knn['agree']:.3f}) |\n"
           f"| JPEG decode, torchvision.io.decode_jpeg on {jpg.get('where')}, batches of 32, "
           f"{jpg['n']} DAVIS frames | {jpg.get('torchvision', 0):.0f} img/s |\n"
-          f"| JPEG decode, OpenCV, 1 CPU thread, same files | {jpg.get('cv2', 0):.0f} img/s |")  # fmt: skip
+          f"| JPEG decode, OpenCV, 1 CPU thread, same files | {jpg.get('cv2', 0):.0f} img/s |\n"
+          f"| BYOL batches (2 views, full augmentation, 224 px), method.decode: device on "
+          f"{byol['where']} | {byol['device']:.0f} img/s |\n"
+          f"| BYOL batches, default path (OpenCV decode + augmentation), 1 CPU thread | "
+          f"{byol['cpu']:.0f} img/s |")  # fmt: skip
     return 0
 
 

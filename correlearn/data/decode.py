@@ -27,12 +27,15 @@ one image (BYOL's two) share its decodes: a view reuses the full-size decode whe
 made it (the reference path), else the decode at its own scale.
 
 Also here: the full-size decode every reader uses (:func:`decode_image`, OpenCV/libjpeg-turbo, EXIF
-orientation ignored as PIL and torchvision's loader do).
+orientation ignored as PIL and torchvision's loader do), and :func:`decode_on_device`, one batched
+call of ``torchvision.io.decode_jpeg`` on the training device (nvJPEG on CUDA), behind BYOL's
+``method.decode: device``.
 """
 
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any, Literal
 
 import cv2
@@ -210,3 +213,33 @@ def decode_random_resized_crop(
         The crop, (3, H_out, W_out) uint8, and the DCT scale used.
     """
     return EncodedImage(data, max_scale).random_resized_crop(rng, size, scale, ratio)
+
+
+def decode_on_device(blobs: list[bytes], device: torch.device | str) -> list[torch.Tensor]:
+    """Decode a batch of images in one call on ``device``: ``(3, H_i, W_i)`` uint8 there.
+
+    JPEGs go through ``torchvision.io.decode_jpeg`` as one batch (nvJPEG on CUDA, libjpeg-turbo on
+    the CPU); anything else (PNG) through :func:`decode_image` on the CPU, then to ``device``.
+
+    Raises:
+        ValueError: an image does not decode.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    out: list[torch.Tensor | None] = [None] * len(blobs)
+    jpegs = [i for i, b in enumerate(blobs) if is_jpeg(b)]
+    for i in set(range(len(blobs))) - set(jpegs):
+        out[i] = torch.from_numpy(decode_image(blobs[i])).permute(2, 0, 1).to(device)
+    if jpegs:
+        tensors = [torch.frombuffer(bytearray(blobs[i]), dtype=torch.uint8) for i in jpegs]
+        try:
+            with warnings.catch_warnings():
+                # torchvision 0.29 marks its image codecs as deprecated in favour of torchcodec;
+                # the pinned 0.29.1 has them, and they are the batched nvJPEG path we want.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                decoded = decode_jpeg(tensors, mode=ImageReadMode.RGB, device=torch.device(device))
+        except RuntimeError as exc:
+            raise ValueError(f"cannot decode image: {exc}") from None
+        for i, img in zip(jpegs, decoded, strict=True):
+            out[i] = img
+    return out  # type: ignore[return-value]

@@ -62,10 +62,15 @@ class BYOLConfig(StrictModel):
     image_size: int = 224
     view1: ViewAug = Field(default_factory=lambda: BYOL_VIEW1.model_copy())
     view2: ViewAug = Field(default_factory=lambda: BYOL_VIEW2.model_copy())
-    # Not in the papers: a speed switch of the data path (README, Benchmarks). "reduced" decodes a
+    # Not in the papers: speed switches of the data path (README, Benchmarks). "reduced" decodes a
     # JPEG at 1/2, 1/4 or 1/8 by libjpeg's DCT scaling where the random-resized crop allows it,
-    # with the same random draws; pixels then differ by a few grey levels from "full".
-    decode: Literal["full", "reduced"] = Field("full", json_schema_extra=IN_KEY_UNLESS_DEFAULT)
+    # with the same random draws; pixels then differ by a few grey levels from "full". "device"
+    # decodes each batch's JPEGs in one call on the training device (nvJPEG on CUDA) and augments
+    # them there, building batches in the training process (no loader workers); the same draws,
+    # pixels as the decoder and the device's kernels give them.
+    decode: Literal["full", "reduced", "device"] = Field(
+        "full", json_schema_extra=IN_KEY_UNLESS_DEFAULT
+    )
 
 
 def view_pair_grid(a: torch.Tensor, b: torch.Tensor, max_images: int = 8) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from correlearn.data.cim_pairs import build_cim_batch
+from correlearn.data.decode import decode_on_device
 from correlearn.data.readers import ShardedImages, ShardedVideos
 from correlearn.data.usable_videos import draw_videos, usable_videos
 from correlearn.methods.byol import build_byol_batch
@@ -24,6 +25,7 @@ from correlearn.methods.siammae import build_siammae_batch
 from correlearn.methods.vfs import build_vfs_batch
 from correlearn.mining.box_shards import read_boxes
 from correlearn.pretrain.spec import DataKind, TrainingData
+from correlearn.train.distributed import resolve_device
 
 PAIRS_FILE = "pairs.parquet"
 
@@ -34,11 +36,21 @@ def open_images(paths: dict[str, Path], cfg: Any) -> TrainingData:
     return TrainingData(len(images), {"images": images})
 
 
+_BYOL_READS = {"full": "numpy", "reduced": "lazy", "device": "bytes"}
+
+
 def open_byol_images(paths: dict[str, Path], cfg: Any) -> TrainingData:
-    """The image shards, read as encoded images when ``method.decode`` is ``reduced``."""
-    decode = "lazy" if cfg.method.decode == "reduced" else "numpy"
-    images = ShardedImages(paths["shards"], decode=decode)
-    return TrainingData(len(images), {"images": images})
+    """The image shards, read as ``method.decode`` asks.
+
+    ``full``: decoded arrays; ``reduced``: encoded images that decode at reduced size; ``device``:
+    the stored bytes, decoded per batch on the training device (``sources["device"]``) in the
+    training process.
+    """
+    images = ShardedImages(paths["shards"], decode=_BYOL_READS[cfg.method.decode])
+    if cfg.method.decode != "device":
+        return TrainingData(len(images), {"images": images})
+    device = resolve_device(cfg.train.device)
+    return TrainingData(len(images), {"images": images, "device": device}, in_process=True)
 
 
 def open_videos(paths: dict[str, Path], cfg: Any) -> TrainingData:
@@ -82,7 +94,10 @@ def _draw_images(data: TrainingData, cfg: Any, rng: np.random.Generator) -> list
 
 def byol_batch(data: TrainingData, cfg: Any, step: int, rng, gen) -> dict:
     """BYOL: ``train.batch_size`` random images, two augmented views each (ORL Sec. 3.1)."""
-    return build_byol_batch(_draw_images(data, cfg, rng), rng, cfg.method)
+    images = _draw_images(data, cfg, rng)
+    if "device" in data.sources:  # method.decode: device
+        images = decode_on_device(images, data["device"])
+    return build_byol_batch(images, rng, cfg.method)
 
 
 def cim_batch(data: TrainingData, cfg: Any, step: int, rng, gen) -> dict:

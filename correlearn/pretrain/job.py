@@ -111,7 +111,8 @@ def train(
         return spec.batch(data, cfg, step, rng, gen)
 
     def data_fn(start: int):
-        return make_step_loader(build_batch, seed, start, None, cfg.train.num_workers)
+        workers = 0 if data.in_process else cfg.train.num_workers
+        return make_step_loader(build_batch, seed, start, None, workers)
 
     res = fit(method, data_fn, cfg.train, cfg.optim, job.workdir, log_fn, job.run_id, total)
     if res.stop_reason == "signal":

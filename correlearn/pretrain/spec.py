@@ -32,6 +32,8 @@ class TrainingData:
         skipped: ``(item, reason)`` of inputs left out (a video too short for the sampler).
         counts: numbers for the manifest (``videos_used``, ``images_without_pairs``).
         notes: lines for the user (why something was left out).
+        in_process: batches are made on the training device, so they are built in the training
+            process itself rather than in DataLoader workers (``train.num_workers`` is then unused).
     """
 
     num_samples: int
@@ -39,6 +41,7 @@ class TrainingData:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    in_process: bool = False
 
     def __getitem__(self, name: str) -> Any:
         return self.sources[name]
