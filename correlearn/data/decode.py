@@ -229,7 +229,7 @@ def decode_on_device(blobs: list[bytes], device: torch.device | str) -> list[tor
     out: list[torch.Tensor | None] = [None] * len(blobs)
     jpegs = [i for i, b in enumerate(blobs) if is_jpeg(b)]
     for i in set(range(len(blobs))) - set(jpegs):
-        out[i] = torch.from_numpy(decode_image(blobs[i])).permute(2, 0, 1).to(device)
+        out[i] = as_output(decode_image(blobs[i]), "torch").to(device)
     if jpegs:
         tensors = [torch.frombuffer(bytearray(blobs[i]), dtype=torch.uint8) for i in jpegs]
         try:
