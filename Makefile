@@ -38,7 +38,12 @@ bench: setup
 bench-gpu: setup
 	$(BIN)/python bench/gpu.py
 
-# The fault suite (issue 11): the real CLI against bad input, kills, signals, gc, dead servers.
+# The learning bench: every method on real video, scored on held-out sequences (about 40 minutes).
+.PHONY: learning
+learning: setup
+	$(BIN)/python bench/learning.py
+
+# The fault suite: the real CLI against bad input, kills, signals, gc, dead servers.
 .PHONY: faults
 faults: setup
 	$(BIN)/python bench/faults.py

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from correlearn.pretext.summary import PretextSummary
 from correlearn.records import FlowRun, MethodEvaluation, StageRun
 
 BN_INIT = "bn-init"  # the baseline name of the BN-calibrated init in MethodEvaluation.baselines
@@ -38,6 +39,7 @@ class MethodRow:
         gain: ``jf`` minus the best baseline (any seed, or the BN-calibrated init).
         knn_top1, knn_random_top1: k-NN top-1 of the checkpoint and of the seed-0 random init.
         curve: (steps, J&F) of every point of the curve, ascending in steps.
+        pretext: the final checkpoint's held-out pretext result (None without ``val.dataset``).
     """
 
     flow: str | None
@@ -54,6 +56,7 @@ class MethodRow:
     knn_top1: float | None = None
     knn_random_top1: float | None = None
     curve: list[tuple[int | None, float | None]] = field(default_factory=list)
+    pretext: PretextSummary | None = None
 
 
 def method_row(evaluation: MethodEvaluation, flow: str | None = None) -> MethodRow:
@@ -83,6 +86,9 @@ def method_row(evaluation: MethodEvaluation, flow: str | None = None) -> MethodR
         knn_top1=lp_metric(evaluation.knn, "top1"),
         knn_random_top1=lp_metric(evaluation.knn_random, "top1"),
         curve=[(p.steps, lp_metric(p.lp, "JF_mean")) for p in evaluation.points],
+        pretext=PretextSummary.from_report(evaluation.points[-1].pretext())
+        if evaluation.points
+        else None,
     )
 
 
@@ -109,16 +115,18 @@ def demo_table(runs: list[FlowRun]) -> str:
         runs: the method flows' runs, in table order.
     """
     lines = [
-        "| flow | checkpoint | steps | J&F | J | F | random init J&F (seeds) | seed spread "
+        "| flow | checkpoint | steps | held-out pretext: learned (init seeds; trivial) learned? "
+        "| J&F | J | F | random init J&F (seeds) | seed spread "
         "| BN-calibrated init | gain vs best baseline | k-NN top-1 (random) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         for r in method_rows(run):
             rand = " / ".join(_fmt(v) for v in r.random_jf) or "-"
             knn = f"{_fmt(r.knn_top1, '.1f')} ({_fmt(r.knn_random_top1, '.1f')})"
+            pretext = f"{r.pretext.metric} {r.pretext.cell()}" if r.pretext else "-"
             lines.append(
-                f"| {r.flow} | {r.checkpoint} | {_fmt(r.steps)} | {_fmt(r.jf)} "
+                f"| {r.flow} | {r.checkpoint} | {_fmt(r.steps)} | {pretext} | {_fmt(r.jf)} "
                 f"| {_fmt(r.j)} | {_fmt(r.f)} | {rand} | {_fmt(r.seed_spread)} "
                 f"| {_fmt(r.bn_init_jf)} | {_signed(r.gain)} | {knn} |"
             )

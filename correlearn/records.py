@@ -110,10 +110,20 @@ def _dict_or_none(r: StageRun | None) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """One checkpoint of a J&F-vs-steps curve: its steps and its label-propagation run."""
+    """One checkpoint of a J&F-vs-steps curve: its steps, label-propagation run and training run.
+
+    The training run's manifest holds the checkpoint's held-out pretext report (``pretext``).
+    """
 
     steps: int | None
     lp: StageRun | None
+    ckpt: StageRun | None = None
+
+    def pretext(self) -> dict[str, Any]:
+        """The training manifest's held-out pretext report (empty without one)."""
+        if self.ckpt is None:
+            return {}
+        return (self.ckpt.manifest().get("metadata") or {}).get("pretext") or {}
 
 
 @dataclass
@@ -150,7 +160,10 @@ class MethodEvaluation:
             "name": self.name,
             "stage": self.stage,
             "preset": self.preset,
-            "points": [{"steps": p.steps, "lp": _dict_or_none(p.lp)} for p in self.points],
+            "points": [
+                {"steps": p.steps, "lp": _dict_or_none(p.lp), "ckpt": _dict_or_none(p.ckpt)}
+                for p in self.points
+            ],
             "baselines": {k: _dict_or_none(v) for k, v in self.baselines.items()},
             "knn": _dict_or_none(self.knn),
             "knn_random": _dict_or_none(self.knn_random),
@@ -168,7 +181,8 @@ class MethodEvaluation:
             stage=d.get("stage", ""),
             preset=d.get("preset"),
             points=[
-                CurvePoint(p.get("steps"), _run_or_none(p.get("lp"))) for p in d.get("points", [])
+                CurvePoint(p.get("steps"), _run_or_none(p.get("lp")), _run_or_none(p.get("ckpt")))
+                for p in d.get("points", [])
             ],
             baselines={k: _run_or_none(v) for k, v in (d.get("baselines") or {}).items()},
             knn=_run_or_none(d.get("knn")),

@@ -137,8 +137,8 @@ def train_and_evaluate(
     record = MethodEvaluation(name, stage, preset)
     for budget, ckpt in zip(budgets[:-1], ckpts[:-1], strict=True):
         res = _eval_lp(s, f"{name}@{budget}", ckpt, preset)
-        record.points.append(CurvePoint(_metadata(ckpt).get("steps", budget), res))
-    record.points.append(CurvePoint(_metadata(final).get("steps"), ev))
+        record.points.append(CurvePoint(_metadata(ckpt).get("steps", budget), res, ckpt))
+    record.points.append(CurvePoint(_metadata(final).get("steps"), ev, final))
     for seed in options.baseline_seeds:
         init = s.random_init(stage, seed)
         record.baselines[f"random-s{seed}"] = _eval_lp(s, f"random-s{seed}", init, preset)
@@ -178,7 +178,8 @@ def evaluate_checkpoint(s, key: str, options: FlowOptions) -> None:
     name = f"{stage}:{full[:8]}"
     ev = _eval_lp(s, name, ckpt, None)
     preset = _metadata(ev).get("preset")
-    record = MethodEvaluation(name, stage, preset, [CurvePoint(_metadata(ckpt).get("steps"), ev)])
+    point = CurvePoint(_metadata(ckpt).get("steps"), ev, ckpt)
+    record = MethodEvaluation(name, stage, preset, [point])
     for seed in options.baseline_seeds:
         init = s.random_backbone(spec["backbone"], spec.get("backbone_kwargs") or {}, seed)
         record.baselines[f"random-s{seed}"] = _eval_lp(s, f"random-s{seed}", init, preset)

@@ -3,16 +3,15 @@
 from dataclasses import replace
 
 from correlearn.demo_tables import curve_table, demo_table, lp_metric, method_row
-from correlearn.records import FlowRun
-from tests.flow_run_fixtures import byol_run, vfs_run
+from correlearn.records import FlowRun, StageRun
+from tests.flow_run_fixtures import artifact, byol_run, vfs_run
 
-# Printed by the dict-reading code that these tables replace (commit 60e7a0f) for the fixtures'
-# old-style flow results: the tables must not change by a character.
+# The tables of the fixtures' flow results (which carry no held-out pretext report: "-").
 DEMO = """\
-| flow | checkpoint | steps | J&F | J | F | random init J&F (seeds) | seed spread | BN-calibrated init | gain vs best baseline | k-NN top-1 (random) |
-|---|---|---|---|---|---|---|---|---|---|---|
-| byol | byol | 60 | 0.565 | 0.515 | 0.615 | 0.265 / 0.295 | 0.030 | 0.375 | +0.190 | 41.2 (12.5) |
-| vfs | vfs | 40 | 0.500 | 0.450 | 0.550 | - | - | - | - | - (-) |"""
+| flow | checkpoint | steps | held-out pretext: learned (init seeds; trivial) learned? | J&F | J | F | random init J&F (seeds) | seed spread | BN-calibrated init | gain vs best baseline | k-NN top-1 (random) |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+| byol | byol | 60 | - | 0.565 | 0.515 | 0.615 | 0.265 / 0.295 | 0.030 | 0.375 | +0.190 | 41.2 (12.5) |
+| vfs | vfs | 40 | - | 0.500 | 0.450 | 0.550 | - | - | - | - | - (-) |"""
 CURVE = """\
 | checkpoint | J&F at steps |
 |---|---|
@@ -52,3 +51,23 @@ def test_row_of_an_unevaluated_checkpoint_has_no_numbers(tmp_path):
     assert row.random_jf == [0.265, 0.295] and row.curve[-1] == (60, None)
     assert lp_metric(None, "JF_mean") is None
     assert lp_metric(evaluation.knn, "top1") == 41.25 and lp_metric(evaluation.knn, "top5") is None
+
+
+def test_the_pretext_column_reads_the_final_checkpoints_report(tmp_path):
+    runs, _ = _runs(tmp_path)
+    report = {
+        "metric": "retrieval_top1",
+        "higher_is_better": True,
+        "learned": {"retrieval_top1": 0.25},
+        "init": {"0": {"retrieval_top1": 0.05}, "1": {"retrieval_top1": 0.07}},
+        "trivial": {"chance": {"retrieval_top1": 0.02}},
+        "curve": [{"step": 0, "retrieval_top1": 0.05}, {"step": 60, "retrieval_top1": 0.25}],
+    }
+    ckpt = artifact(tmp_path, "pretrain_image", "c" * 16, 9.0, metadata={"pretext": report})
+    evaluation = runs[0].evaluations[0]
+    final = replace(evaluation.points[-1], ckpt=StageRun(**ckpt, cache_hit=True))
+    runs[0].evaluations[0] = replace(evaluation, points=[*evaluation.points[:-1], final])
+    row = demo_table(runs).splitlines()[2]
+    assert "retrieval_top1 0.250 (init 0.050 / 0.070; chance 0.020) yes" in row
+    again = FlowRun.from_dict(runs[0].to_dict())  # the training run survives the JSON trip
+    assert method_row(again.evaluations[0]).pretext.curve == [(0, 0.05), (60, 0.25)]

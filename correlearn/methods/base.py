@@ -30,6 +30,9 @@ class Method(nn.Module):
 
     backbone: nn.Module
     base_tau: float
+    # The held-out metric of the method's own task (``pretext_metrics``) that tables show first.
+    pretext_metric: str = ""
+    pretext_higher_is_better: bool = True
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The losses of one batch.
@@ -58,6 +61,32 @@ class Method(nn.Module):
         """One EMA step of every target of :meth:`ema_pairs` at momentum ``tau`` (in place)."""
         for online, target in self.ema_pairs():
             ema_update(target, online, tau)
+
+    @torch.no_grad()
+    def pretext_metrics(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """The method's own task, scored on fixed held-out batches; none by default.
+
+        Called in eval mode under ``no_grad`` by :mod:`correlearn.pretrain.heldout`, on batches that
+        the method's held-out builder made once from data it never trains on.
+
+        Args:
+            batches: the held-out batches, tensors on the model's device.
+
+        Returns:
+            Named scores; ``pretext_metric`` names the one tables show.
+        """
+        return {}
+
+    @torch.no_grad()
+    def pretext_baselines(
+        self, batches: list[dict[str, torch.Tensor]]
+    ) -> dict[str, dict[str, float]]:
+        """Trivial predictors of the same task on the same batches (they use no weights).
+
+        Returns:
+            Predictor name -> its scores under the names of :meth:`pretext_metrics`.
+        """
+        return {}
 
     @torch.no_grad()
     def pictures(self, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -29,6 +29,7 @@ from correlearn.losses.byol import byol_loss
 from correlearn.methods.base import Method
 from correlearn.models import build_backbone
 from correlearn.models.heads import mlp
+from correlearn.pretext.metrics import retrieval_chance, two_view_retrieval
 from correlearn.train.config import OptimConfig
 
 
@@ -105,6 +106,8 @@ class BYOL(Method):
         base_tau: the EMA decay at step 0.
     """
 
+    pretext_metric = "retrieval_top1"
+
     def __init__(self, cfg: BYOLConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or BYOLConfig()
@@ -171,6 +174,24 @@ class BYOL(Method):
         return nn.functional.normalize(self.projector(self.backbone(x)), dim=-1)
 
     @torch.no_grad()
+    def pretext_metrics(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """Two-view retrieval top-1 on held-out images (the task of BYOL eq. 2, as retrieval).
+
+        Args:
+            batches: ``view1``/``view2`` (B, 3, S, S) of held-out images, as in training.
+        """
+        pairs = [(b["view1"], b["view2"]) for b in batches]
+        top1 = two_view_retrieval(
+            lambda x: self.online(x)[1], self.target, pairs, heldout_groups(batches)
+        )
+        return {"retrieval_top1": top1}
+
+    def pretext_baselines(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, dict]:
+        """Chance: the mean of 1/(gallery size) over the held-out images."""
+        n = sum(len(b["view1"]) for b in batches)
+        return {"chance": {"retrieval_top1": retrieval_chance(n, heldout_groups(batches))}}
+
+    @torch.no_grad()
     def pictures(
         self, batch: dict[str, torch.Tensor], max_images: int = 8
     ) -> dict[str, np.ndarray]:
@@ -200,3 +221,10 @@ def build_byol_batch(
         v1.append(augment_view(img, rng, cfg.image_size, cfg.view1))
         v2.append(augment_view(img, rng, cfg.image_size, cfg.view2))
     return {"view1": normalize_img(torch.stack(v1)), "view2": normalize_img(torch.stack(v2))}
+
+
+def heldout_groups(batches: list[dict[str, torch.Tensor]]) -> torch.Tensor | None:
+    """(N,) video of every held-out image over the batches, when the batches carry ``group``."""
+    if not batches or "group" not in batches[0]:
+        return None
+    return torch.cat([b["group"] for b in batches])

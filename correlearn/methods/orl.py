@@ -33,10 +33,11 @@ from correlearn.data.augment import BYOL_VIEW1, BYOL_VIEW2, ViewAug, augment_vie
 from correlearn.data.box_jitter import jitter_box
 from correlearn.losses.byol import symmetric_byol_loss
 from correlearn.methods.base import Method
-from correlearn.methods.byol import view_pair_grid
+from correlearn.methods.byol import heldout_groups, view_pair_grid
 from correlearn.methods.orl_rois import RoIPairIndex, roi_patch
 from correlearn.models import build_backbone
 from correlearn.models.heads import mlp
+from correlearn.pretext.metrics import retrieval_chance, two_view_retrieval
 
 Branches = Literal["both", "intra", "inter"]
 _LOCAL = {"both": ("intra", "inter"), "intra": ("intra",), "inter": ("inter",)}
@@ -85,6 +86,8 @@ class ORL(Method):
             switched off has none, so it has no parameter that could miss a gradient under DDP.
         target_backbone, target_projector: EMA copies (no gradient).
     """
+
+    pretext_metric = "roi_retrieval_top1"
 
     def __init__(self, cfg: ORLConfig | None = None) -> None:
         super().__init__()
@@ -143,6 +146,37 @@ class ORL(Method):
             total = total + getattr(self.cfg, f"weight_{b}") * loss
             out[f"loss_{b}"] = loss.detach()
         return {"loss": total, **out}
+
+    @torch.no_grad()
+    def pretext_metrics(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """RoI-pair retrieval top-1 on held-out images (ORL eq. 1's task, as retrieval).
+
+        The pairs are the held-out builder's: two jittered views of one object box per image
+        (the intra pair), or the image views when the intra branch is off; ``image_top1`` is the
+        image-level branch's two-view retrieval.
+        """
+        branch = "intra" if "intra" in self.branches else "image"
+        a, b = _PAIRS[branch]
+        pred = self.predictors[branch]
+        roi = two_view_retrieval(
+            lambda x: pred(self.projector(self.backbone(x))),
+            self.target,
+            [(bt[a], bt[b]) for bt in batches],
+            heldout_groups(batches),
+        )
+        img_pred = self.predictors["image"]
+        image = two_view_retrieval(
+            lambda x: img_pred(self.projector(self.backbone(x))),
+            self.target,
+            [(bt["view1"], bt["view2"]) for bt in batches],
+            heldout_groups(batches),
+        )
+        return {"roi_retrieval_top1": roi, "image_top1": image}
+
+    def pretext_baselines(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, dict]:
+        """Chance: the mean of 1/(gallery size) over the held-out boxes (one per image)."""
+        chance = retrieval_chance(sum(len(b["view1"]) for b in batches), heldout_groups(batches))
+        return {"chance": {"roi_retrieval_top1": chance, "image_top1": chance}}
 
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """Target backbone and projector follow the online ones (BYOL Sec. 3.1, ORL Sec. 3.2)."""

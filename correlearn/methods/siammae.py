@@ -36,6 +36,7 @@ from correlearn.losses.mae import masked_mse, norm_pix
 from correlearn.methods.base import Method
 from correlearn.models import ViT, build_backbone, sincos_2d
 from correlearn.models.patches import patchify, random_masking, unpatchify
+from correlearn.pretext.metrics import mean_patch_prediction
 
 
 class SiamMAEConfig(StrictModel):
@@ -120,6 +121,9 @@ class SiamMAE(Method):
         backbone: the siamese ViT encoder (evaluated and exported).
         decoder_embed, mask_token, blocks, decoder_norm, decoder_pred: the decoder.
     """
+
+    pretext_metric = "recon_error"
+    pretext_higher_is_better = False
 
     def __init__(self, cfg: SiamMAEConfig | None = None) -> None:
         super().__init__()
@@ -224,6 +228,42 @@ class SiamMAE(Method):
         grid = self.backbone.grid_size(f2.shape[-2], f2.shape[-1])
         pred = self.decode(enc["z1"], enc["z2"], enc["ids_restore"], grid)
         return {"pred": pred, "mask": enc["mask"]}
+
+    def _heldout_mask(self, f2: torch.Tensor, i: int) -> torch.Tensor:
+        """The fixed mask of held-out batch ``i``: (B, N), drawn from a generator seeded by i."""
+        gen = torch.Generator(device=f2.device).manual_seed(i)
+        n = self.backbone.grid_size(f2.shape[-2], f2.shape[-1])
+        return random_masking(f2.shape[0], n[0] * n[1], self.cfg.mask_ratio, gen, f2.device)[1]
+
+    @torch.no_grad()
+    def pretext_metrics(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """The loss itself on held-out frame pairs: masked-patch error of f2 (Sec. 3 "Decoder").
+
+        Each batch's mask comes from a generator seeded by its position, so every evaluation
+        (and :meth:`pretext_baselines`) scores the same patches.
+
+        Args:
+            batches: ``f1``, ``f2`` (B, 3, S, S) held-out past and future frames.
+        """
+        errs = []
+        for i, b in enumerate(batches):
+            gen = torch.Generator(device=b["f2"].device).manual_seed(i)
+            out = self.reconstruct(b, gen)
+            errs.append(float(masked_mse(out["pred"].float(), self.target(b["f2"]), out["mask"])))
+        return {"recon_error": float(np.mean(errs))}
+
+    @torch.no_grad()
+    def pretext_baselines(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, dict]:
+        """Copy the co-located patch of the past frame f1; or predict each patch's own mean."""
+        copy, mean = [], []
+        for i, b in enumerate(batches):
+            mask, target = self._heldout_mask(b["f2"], i), self.target(b["f2"])
+            copy.append(float(masked_mse(self.target(b["f1"]), target, mask)))
+            mean.append(float(masked_mse(mean_patch_prediction(target), target, mask)))
+        return {
+            "copy_past": {"recon_error": float(np.mean(copy))},
+            "patch_mean": {"recon_error": float(np.mean(mean))},
+        }
 
     @torch.no_grad()
     def pictures(self, batch, max_pairs: int = 6, seed: int = 0) -> dict[str, np.ndarray]:

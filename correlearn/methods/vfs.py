@@ -39,6 +39,7 @@ from correlearn.losses.simsiam import simsiam_pair_loss
 from correlearn.methods.base import Method
 from correlearn.models import build_backbone
 from correlearn.models.heads import mlp, simsiam_predictor, simsiam_projector
+from correlearn.pretext.metrics import two_view_retrieval
 from correlearn.train.schedules import ema_tau
 
 
@@ -151,6 +152,8 @@ class VFS(Method):
         target_backbone, target_projector, queue: MoCo's momentum encoder and negative bank.
     """
 
+    pretext_metric = "video_retrieval_top1"
+
     def __init__(self, cfg: VFSConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or VFSConfig()
@@ -198,6 +201,35 @@ class VFS(Method):
         )
         self.queue.enqueue(_all_gather(k.float()))
         return {"loss": loss, "nce_acc": acc.detach()}
+
+    @torch.no_grad()
+    def pretext_metrics(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """Cross-frame video retrieval top-1 on held-out videos (the task of Sec. 3, as retrieval).
+
+        For each positive slot pair (a, b) of the sampler, frame a of every held-out video
+        retrieves frame b of the same video among frame b of all held-out videos (distant frames,
+        drawn by the training sampler): SimSiam's prediction against the projection, or MoCo's
+        query against the momentum key. Each batch is one draw of every held-out video.
+
+        Args:
+            batches: ``frames`` (V, n, 3, S, S) of the V held-out videos.
+        """
+        if self.cfg.negatives:
+            predict = lambda x: self.projector(self.backbone(x))  # noqa: E731
+            target = lambda x: self.target_projector(self.target_backbone(x))  # noqa: E731
+        else:
+            target = lambda x: self.projector(self.backbone(x))  # noqa: E731
+            predict = lambda x: self.predictor(target(x))  # noqa: E731
+        scores = [
+            two_view_retrieval(predict, target, [(b["frames"][:, i], b["frames"][:, j])])
+            for b in batches
+            for i, j in self.pairs
+        ]
+        return {"video_retrieval_top1": float(np.mean(scores))}
+
+    def pretext_baselines(self, batches: list[dict[str, torch.Tensor]]) -> dict[str, dict]:
+        """Chance: 1/V for V held-out videos."""
+        return {"chance": {"video_retrieval_top1": 1.0 / len(batches[0]["frames"])}}
 
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """MoCo's momentum encoder follows backbone and projector (eq. 2); none for SimSiam."""

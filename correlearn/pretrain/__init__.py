@@ -25,27 +25,29 @@ METHODS: dict[str, MethodSpec] = {
     # Image-level BYOL: ORL stage 1 and the image-level baseline (ORL Sec. 3.1, BYOL Sec. 3).
     "byol": MethodSpec(
         "byol", C.PretrainImageConfig, BYOL, D.BYOL_IMAGES, D.byol_batch,
-        "pretrain_image", 2, "BYOL pre-training (ORL stage 1)",
+        "pretrain_image", 2, "BYOL pre-training (ORL stage 1)", D.byol_heldout,
     ),
     # ORL stage 3: object-level BYOL on the mined RoI pairs (ORL Sec. 3.1).
     "orl": MethodSpec(
         "orl", C.PretrainObjectConfig, ORL, D.OBJECT_PAIRS, D.orl_batch,
-        "pretrain_object", 2, "ORL object-level pre-training (stage 3)",
+        "pretrain_object", 2, "ORL object-level pre-training (stage 3)", D.orl_heldout,
     ),
     # Correlational Image Modeling (CIM Sec. 3.2).
     "cim": MethodSpec(
         "cim", C.PretrainCIMConfig, CIM, D.IMAGES, D.cim_batch,
-        "pretrain_cim", 2, "CIM pre-training (crop-and-correlate)",
+        "pretrain_cim", 2, "CIM pre-training (crop-and-correlate)", D.cim_heldout,
     ),
     # Frame-level similarity between distant frames of one video (VFS Sec. 3).
     "vfs": MethodSpec(
         "vfs", C.PretrainVFSConfig, VFS, D.VIDEOS, D.vfs_batch,
         "pretrain_vfs", 2, "VFS frame-level similarity pre-training on videos",
+        D.vfs_heldout,
     ),
     # Siamese masked autoencoding of frame pairs (SiamMAE Sec. 3).
     "siammae": MethodSpec(
         "siammae", C.PretrainSiamMAEConfig, SiamMAE, D.VIDEOS, D.siammae_batch,
         "pretrain_siammae", 2, "SiamMAE masked frame-pair pre-training on videos",
+        D.siammae_heldout,
     ),
 }  # fmt: skip
 

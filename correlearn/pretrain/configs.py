@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from correlearn.config import StrictModel
+from correlearn.config import IN_KEY_UNLESS_DEFAULT, StrictModel
 from correlearn.methods.byol import BYOLConfig, byol_sgd
 from correlearn.methods.cim import CIMConfig
 from correlearn.methods.orl import ORLConfig
 from correlearn.methods.siammae import SiamMAEConfig
 from correlearn.methods.vfs import VFSConfig
+from correlearn.pretrain.heldout import HeldoutConfig
 from correlearn.train.config import OptimConfig, TrainConfig
+
+
+def _val() -> HeldoutConfig:
+    # Off by default, so the keys of stages without a held-out set stay what they were.
+    return Field(default_factory=HeldoutConfig, json_schema_extra=IN_KEY_UNLESS_DEFAULT)
 
 
 class PretrainImageConfig(StrictModel):
@@ -23,6 +29,7 @@ class PretrainImageConfig(StrictModel):
     method: BYOLConfig = Field(default_factory=BYOLConfig)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=800, batch_size=256))
     optim: OptimConfig = Field(default_factory=byol_sgd)
+    val: HeldoutConfig = _val()
 
 
 class PretrainObjectConfig(StrictModel):
@@ -34,6 +41,7 @@ class PretrainObjectConfig(StrictModel):
     method: ORLConfig = Field(default_factory=ORLConfig)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=800, batch_size=256))
     optim: OptimConfig = Field(default_factory=byol_sgd)
+    val: HeldoutConfig = _val()
 
 
 def _cim_optim() -> OptimConfig:
@@ -62,6 +70,7 @@ class PretrainCIMConfig(StrictModel):
     method: CIMConfig = Field(default_factory=CIMConfig)
     train: TrainConfig = Field(default_factory=_cim_train)
     optim: OptimConfig = Field(default_factory=_cim_optim)
+    val: HeldoutConfig = _val()
 
 
 def _vfs_optim() -> OptimConfig:
@@ -86,6 +95,7 @@ class PretrainVFSConfig(StrictModel):
     method: VFSConfig = Field(default_factory=VFSConfig)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=200, batch_size=256))
     optim: OptimConfig = Field(default_factory=_vfs_optim)
+    val: HeldoutConfig = _val()
 
 
 def _siammae_optim() -> OptimConfig:
@@ -107,6 +117,7 @@ class PretrainSiamMAEConfig(StrictModel):
     method: SiamMAEConfig = Field(default_factory=SiamMAEConfig)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=400, batch_size=2048))
     optim: OptimConfig = Field(default_factory=_siammae_optim)
+    val: HeldoutConfig = _val()
 
     @model_validator(mode="after")
     def _check(self) -> PretrainSiamMAEConfig:

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+import torch
 
 from correlearn.data.cim_pairs import build_cim_batch
 from correlearn.data.decode import decode_on_device
 from correlearn.data.readers import ShardedImages, ShardedVideos
+from correlearn.data.sources import DataError
 from correlearn.data.usable_videos import draw_videos, usable_videos
 from correlearn.methods.byol import build_byol_batch
 from correlearn.methods.orl import build_orl_batch
@@ -122,3 +124,75 @@ def siammae_batch(data: TrainingData, cfg: Any, step: int, rng, gen) -> dict:
     per_step = cfg.train.batch_size // cfg.method.repeated_sampling
     ids = draw_videos(rng, data["video_ids"], per_step)
     return build_siammae_batch(data["videos"], ids, rng, cfg.method)
+
+
+# Held-out batches (correlearn.pretrain.heldout): every held-out item once (images, in chunks of
+# ``val.batch_size``) or every held-out video once per round, through the training builders.
+
+
+def _chunks(n: int, size: int) -> list[list[int]]:
+    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+
+
+def _grouped(batch: dict, data: TrainingData, idx: list[int]) -> dict:
+    """The batch with ``group`` (B,): the held-out video of each image."""
+    return {**batch, "group": torch.tensor([data["groups"][i] for i in idx], dtype=torch.long)}
+
+
+def byol_heldout(data: TrainingData, cfg: Any, rng: np.random.Generator) -> list[dict]:
+    """BYOL: two augmented views of every held-out image, with its video as ``group``."""
+    images = data["images"]
+    return [
+        _grouped(build_byol_batch([images[i]["image"] for i in idx], rng, cfg.method), data, idx)
+        for idx in _chunks(len(images), cfg.val.batch_size)
+    ]
+
+
+def cim_heldout(data: TrainingData, cfg: Any, rng: np.random.Generator) -> list[dict]:
+    """CIM: every held-out image as a context with its exemplars and ground-truth maps."""
+    images = data["images"]
+    return [
+        build_cim_batch([images[i]["image"] for i in idx], rng, cfg.method.pair)
+        for idx in _chunks(len(images), cfg.val.batch_size)
+    ]
+
+
+class _NoPairs:
+    """A held-out image has no mined neighbour: its inter pair falls back to the whole frame."""
+
+    def sample(self, i: int, rng: np.random.Generator) -> None:
+        return None
+
+
+def orl_heldout(data: TrainingData, cfg: Any, rng: np.random.Generator) -> list[dict]:
+    """ORL stage 3: views and two jittered views of each held-out image's object box."""
+    images, boxes = data["images"], data["boxes"]
+    return [
+        _grouped(build_orl_batch(images, _NoPairs(), boxes, idx, rng, cfg.method), data, idx)
+        for idx in _chunks(len(images), cfg.val.batch_size)
+    ]
+
+
+def vfs_heldout(data: TrainingData, cfg: Any, rng: np.random.Generator) -> list[dict]:
+    """VFS: every held-out video long enough for the sampler, once per round."""
+    ids = _long_enough(data, cfg)
+    return [build_vfs_batch(data["videos"], ids, rng, cfg.method) for _ in range(cfg.val.rounds)]
+
+
+def siammae_heldout(data: TrainingData, cfg: Any, rng: np.random.Generator) -> list[dict]:
+    """SiamMAE: ``repeated_sampling`` frame pairs of every held-out video, once per round."""
+    ids = _long_enough(data, cfg)
+    return [
+        build_siammae_batch(data["videos"], ids, rng, cfg.method) for _ in range(cfg.val.rounds)
+    ]
+
+
+def _long_enough(data: TrainingData, cfg: Any) -> list[int]:
+    videos, sampler = data["videos"], cfg.method.sampler
+    ids = [i for i in data["video_ids"] if videos.n_frames[i] >= sampler.min_frames(videos.fps[i])]
+    if len(ids) < 2:
+        raise DataError(
+            f"val: {len(ids)} held-out video(s) are long enough for {sampler.kind} sampling; "
+            "the pretext metric needs at least 2"
+        )
+    return ids

@@ -23,7 +23,7 @@ from correlearn.data.step_loader import make_step_loader
 from correlearn.models.io import BACKBONE_FILE
 from correlearn.pretrain.spec import MethodSpec, TrainingData
 from correlearn.train import distributed as D
-from correlearn.train.loop import export_backbone, fit
+from correlearn.train.loop import EvalFn, export_backbone, fit
 from correlearn.train.rng import seed_everything
 
 JOB_FILE = "torchrun_job.json"
@@ -84,11 +84,16 @@ LogFn = Callable[[dict[str, float], int], None]
 
 
 def train(
-    job: TrainingJob, spec: MethodSpec, data: TrainingData, log_fn: LogFn | None
+    job: TrainingJob,
+    spec: MethodSpec,
+    data: TrainingData,
+    log_fn: LogFn | None,
+    evaluate: tuple[EvalFn, int | None] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train the job's method on ``data`` in this process (one rank under torchrun).
 
     Resumes from the newest checkpoint under ``job.workdir``; rank 0 exports ``backbone.pt``.
+    ``evaluate`` is :func:`~correlearn.train.loop.fit`'s (the held-out metric, single process).
 
     Returns:
         The trained method and the result for the manifest: steps, total_steps, minutes,
@@ -114,7 +119,10 @@ def train(
         workers = 0 if data.in_process else cfg.train.num_workers
         return make_step_loader(build_batch, seed, start, None, workers)
 
-    res = fit(method, data_fn, cfg.train, cfg.optim, job.workdir, log_fn, job.run_id, total)
+    res = fit(
+        method, data_fn, cfg.train, cfg.optim, job.workdir, log_fn, job.run_id, total,
+        evaluate=evaluate,
+    )  # fmt: skip
     if res.stop_reason == "signal":
         raise KeyboardInterrupt(f"{job.stage} stopped at step {res.step}; re-run to resume")
     if D.is_main():

@@ -67,6 +67,10 @@ class DataKind:
 BatchFn = Callable[[TrainingData, Any, int, np.random.Generator, torch.Generator], dict[str, Any]]
 
 
+# (held-out data, stage config, rng) -> the fixed held-out batches.
+HeldoutFn = Callable[[TrainingData, Any, np.random.Generator], list[dict[str, Any]]]
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A pre-training method as the stage factory and the torchrun worker see it.
@@ -82,6 +86,9 @@ class MethodSpec:
         version: that stage's version; bump it when a change alters what the stage computes (it
             is part of every artifact key).
         description: the stage's one line for ``correlearn stage list``.
+        heldout: ``heldout(data, config, rng) -> [batch]``, the fixed held-out batches of the
+            method's pretext metric (:mod:`correlearn.pretrain.heldout`), drawn by the training
+            batch builder from held-out data opened like ``data``.
     """
 
     name: str
@@ -92,3 +99,4 @@ class MethodSpec:
     stage: str
     version: int
     description: str
+    heldout: HeldoutFn | None = None

@@ -21,6 +21,7 @@ from torch import nn
 from correlearn.methods.base import Method
 from correlearn.models.io import write_backbone_spec
 from correlearn.pretrain import method_spec
+from correlearn.pretrain.heldout_stage import heldout_key, open_heldout_eval, pretext_report
 from correlearn.pretrain.job import (
     JOB_FILE,
     RESULT_FILE,
@@ -54,6 +55,7 @@ def pretrain_stage(
         config_model=spec.config,
         run=partial(run_pretrain, spec),
         inputs=dict(spec.data.inputs),
+        resolve=heldout_key if spec.heldout is not None else None,
         resumable=True,
         description=description or spec.description,
     )
@@ -73,11 +75,16 @@ def run_pretrain(spec: MethodSpec, ctx: StageContext) -> dict[str, Any]:
     )
     data = spec.data.open(job.input_paths(), ctx.config)
     _record_data(ctx, data)
+    heldout = open_heldout_eval(spec, ctx, data, job.workdir)
     if ctx.config.train.world_size > 1:
         method, result = _train_under_torchrun(ctx, job, spec)
     else:
         log_fn = metric_logger(ctx.log_metrics, ctx.tracker, ctx.run_id, ctx.resumed)
-        method, result = train(job, spec, data, log_fn)
+        every = ctx.config.val.every
+        evaluate = (lambda m, step: heldout.log_step(m, step, log_fn), every) if heldout else None
+        method, result = train(job, spec, data, log_fn, evaluate)
+    if heldout is not None:
+        result["pretext"] = pretext_report(ctx, spec, heldout, method, int(result["steps"]))
     _write_outputs(ctx, spec, method, data, result)
     return {k: v for k, v in result.items() if k != "loss_history"}
 

@@ -16,7 +16,7 @@ signal ends the call.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from correlearn.train.stop_signal import StopSignal
 if TYPE_CHECKING:
     from correlearn.methods.base import Method
 
-__all__ = ["DataFn", "FitResult", "LogFn", "export_backbone", "fit"]
+__all__ = ["DataFn", "EvalFn", "FitResult", "LogFn", "export_backbone", "fit"]
 
 
 @dataclass
@@ -88,8 +88,22 @@ def _next_batch(batches: Iterator[dict[str, Any]], start: int, step: int, stop_a
             ) from None
 
 
-def _train(run: TrainingSession, data_fn: DataFn, log_fn: LogFn | None, progress: bool) -> str:
+# evaluate(method, step): score the method at ``step`` (held-out metrics); must leave the weights,
+# the BatchNorm statistics and the global RNG streams as they were.
+EvalFn = Callable[[nn.Module, int], Any]
+
+
+def _train(
+    run: TrainingSession,
+    data_fn: DataFn,
+    log_fn: LogFn | None,
+    progress: bool,
+    evaluate: tuple[EvalFn, int | None] | None = None,
+) -> str:
     """Step ``run`` to its ``stop_at`` or a stop; flush and checkpoint at their cadences.
+
+    ``evaluate = (fn, every)`` calls ``fn(method, step)`` at step 0, every ``every`` steps and at
+    the end of the call (not after a stop signal, which must exit promptly).
 
     Returns:
         The stop reason: ``"completed"``, ``"max_steps"``, ``"max_minutes"`` or ``"signal"``.
@@ -98,6 +112,8 @@ def _train(run: TrainingSession, data_fn: DataFn, log_fn: LogFn | None, progress
     batches = run.prepare(data_fn)
     reason = "completed" if run.stop_at == run.total_steps else "max_steps"
     run.method.train()
+    if evaluate is not None and start == 0:
+        evaluate[0](D.unwrap(run.method), 0)
     bar = tqdm(
         total=run.stop_at,
         initial=start,
@@ -118,6 +134,10 @@ def _train(run: TrainingSession, data_fn: DataFn, log_fn: LogFn | None, progress
                     run.flush(log_fn, bar)
                 if end or run.step % cfg.ckpt_every == 0:
                     run.checkpoint(reason if end else "running")
+                if evaluate is not None and stop_now != "signal":
+                    every = evaluate[1]
+                    if end or (every and run.step % every == 0):
+                        evaluate[0](D.unwrap(run.method), run.step)
                 if stop_now:
                     break
     finally:
@@ -136,6 +156,7 @@ def fit(
     run_id: str | None = None,
     total_steps: int | None = None,
     progress: bool = True,
+    evaluate: tuple[EvalFn, int | None] | None = None,
 ) -> FitResult:
     """Train ``method`` up to ``min(total_steps, max_steps)`` or a budget, resuming from workdir.
 
@@ -161,6 +182,9 @@ def fit(
         run_id: MLflow run id stored in the checkpoints (None keeps the stored one).
         total_steps: length of the schedule; None -> ``cfg.epochs * cfg.steps_per_epoch``.
         progress: show a tqdm bar (rank 0) with loss, lr, img/s and ETA.
+        evaluate: ``(fn, every)``: ``fn(method, step)`` at step 0, every ``every`` steps (None:
+            never between) and at the end of the call; it must not change the weights, the
+            BatchNorm statistics or the RNG streams (e.g. :class:`~correlearn.pretrain.heldout.HeldoutEval`).
 
     Returns:
         A :class:`FitResult`.
@@ -169,7 +193,7 @@ def fit(
     run.resume(run_id)
     if run.step >= run.stop_at:
         return _result(run, "completed" if run.step >= run.total_steps else "max_steps")
-    return _result(run, _train(run, data_fn, log_fn, progress))
+    return _result(run, _train(run, data_fn, log_fn, progress, evaluate))
 
 
 def export_backbone(method: nn.Module, path: str | Path) -> Path:

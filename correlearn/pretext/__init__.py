@@ -1,0 +1,1 @@
+"""Held-out pretext metrics of the methods (:mod:`correlearn.pretext.metrics`)."""
