@@ -109,7 +109,8 @@ def centre_prior(maps: torch.Tensor) -> torch.Tensor:
     dist = torch.maximum(ys.abs()[:, None], xs.abs()[None, :])
     inside = (dist <= side / 2).float()
     ramp = 0.5 * (1.0 - dist / dist.max().clamp_min(1.0))
-    prior = torch.maximum(inside, ramp) - 1e-6 * dist  # strict peak at the centre
+    # A strict peak at the centre pixel (odd sizes; on even sizes the top-left of the four).
+    prior = torch.maximum(inside, ramp) - 1e-6 * dist
     return prior.expand(n, h, w).to(maps.device)
 
 

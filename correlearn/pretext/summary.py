@@ -43,7 +43,9 @@ class PretextSummary:
             higher_is_better=bool(report.get("higher_is_better", True)),
             learned=float(report["learned"][name]),
             inits=[float(s[name]) for s in (report.get("init") or {}).values() if name in s],
-            trivial={k: float(s[name]) for k, s in (report.get("trivial") or {}).items()},
+            trivial={
+                k: float(s[name]) for k, s in (report.get("trivial") or {}).items() if name in s
+            },
             curve=[(int(p["step"]), float(p[name])) for p in report.get("curve") or []],
         )
 
