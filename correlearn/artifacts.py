@@ -29,6 +29,9 @@ from correlearn.artifact_ref import MANIFEST, ArtifactError, ArtifactRef
 KEY_LENGTH = 16
 # Bookkeeping of a running stage that a snapshot of its partial folder must not carry.
 SNAPSHOT_SKIP = {MANIFEST, ".mlflow_run_id"}
+# A partial folder's training state parked past a smaller budget (correlearn.budgets): no
+# snapshot of that smaller call carries it.
+PARKED = "parked"
 
 
 def canonical_json(obj: Any) -> str:
@@ -191,6 +194,8 @@ class ArtifactStore:
         for p in sorted(src.rglob("*")):
             rel = p.relative_to(src)
             if not p.is_file() or rel.name in SNAPSHOT_SKIP or rel.name.startswith(".lock"):
+                continue
+            if rel.parts[0] == PARKED:
                 continue
             dst = partial / rel
             dst.parent.mkdir(parents=True, exist_ok=True)

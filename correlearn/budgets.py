@@ -25,13 +25,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
-from correlearn.artifacts import ArtifactStore, compute_key
+from correlearn.artifacts import PARKED, ArtifactStore, compute_key
 
 TRAIN_DIR = "train"
+PARKED_DIR = PARKED  # a checkpoint past a smaller call's budget waits here (never snapshotted)
 SIDECAR = "last.pt.json"  # correlearn.train.checkpoint.SIDECAR: {"step", "run_id"}
 
 
@@ -88,10 +88,41 @@ def partial_step(partial: Path) -> int | None:
         return None
 
 
+def _park(partial: Path, have: int, parked: int | None) -> None:
+    """Move the partial folder's training state (at step ``have``) to ``parked/``, keeping the furthest.
+
+    A checkpoint past a call's step budget is the furthest progress of its schedule: a smaller
+    budget must not delete it, and a later, larger call continues from it.
+    """
+    train, park = partial / TRAIN_DIR, partial / PARKED_DIR / TRAIN_DIR
+    if parked is not None and parked >= have:
+        shutil.rmtree(train)  # the parked one is further: this one is not the furthest progress
+        return
+    if park.exists():
+        shutil.rmtree(park)
+    park.parent.mkdir(parents=True, exist_ok=True)
+    train.rename(park)
+    print(f"[parked] {partial.name}: the checkpoint at step {have} is kept for a later call")
+
+
+def _best_snapshot(store, stage, schedule, target) -> tuple[int, str] | None:
+    best = None
+    for m in snapshots(store, stage, schedule):
+        s = m.get("stopped_at_step")
+        ok = s is not None and (target is None or s <= target) and (best is None or s > best[0])
+        if ok and (Path(store.path(stage, m["key"])) / TRAIN_DIR / SIDECAR).is_file():
+            best = (int(s), m["key"])
+    return best
+
+
 def prepare_partial(
     store: ArtifactStore, stage: str, schedule: str, partial: Path, target: int | None
 ) -> int | None:
     """Make the partial folder hold the furthest checkpoint at or below ``target`` steps.
+
+    The candidates are the partial folder's own checkpoint, the one parked there by an earlier
+    smaller budget (``parked/train``) and the schedule's snapshots. A checkpoint past ``target``
+    is parked, never deleted, so the furthest progress of the schedule always survives.
 
     Args:
         store: the artifact store.
@@ -103,25 +134,24 @@ def prepare_partial(
     Returns:
         The step training continues from (None: from scratch).
     """
-    have = partial_step(partial)
-    fits = have is not None and (target is None or have <= target)
-    best = None
-    for m in snapshots(store, stage, schedule):
-        s = m.get("stopped_at_step")
-        ok = s is not None and (target is None or s <= target) and (best is None or s > best[0])
-        if ok and (Path(store.path(stage, m["key"])) / TRAIN_DIR / SIDECAR).is_file():
-            best = (int(s), m["key"])
-    if fits and (best is None or have >= best[0]):
-        return have
     train = partial / TRAIN_DIR
+    have, parked = partial_step(partial), partial_step(partial / PARKED_DIR)
+    fits = have is not None and (target is None or have <= target)
+    best = _best_snapshot(store, stage, schedule, target)
+    park_fits = parked is not None and (target is None or parked <= target)
+    if fits and (best is None or have >= best[0]) and (not park_fits or have >= parked):
+        if parked is not None and parked <= have:
+            shutil.rmtree(partial / PARKED_DIR)  # overtaken: no longer the furthest progress
+        return have
     if have is not None and not fits:
-        warnings.warn(
-            f"{partial}: its checkpoint is at step {have}, past this call's {target}; "
-            f"continuing from {best[0] if best else 'scratch'} instead",
-            stacklevel=2,
-        )
-    if train.exists():
+        _park(partial, have, parked)
+        parked = partial_step(partial / PARKED_DIR)
+    elif train.exists():
         shutil.rmtree(train)
+    if park_fits and (best is None or parked >= best[0]):
+        (partial / PARKED_DIR / TRAIN_DIR).rename(train)
+        (partial / PARKED_DIR).rmdir()
+        return parked
     if best is None:
         return None
     src = store.path(stage, best[1]) / TRAIN_DIR

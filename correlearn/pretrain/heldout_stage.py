@@ -76,7 +76,7 @@ def open_heldout_eval(
         ConfigError: the held-out set shares a sequence with the training data.
     """
     cfg = ctx.config
-    if cfg.val.dataset is None or spec.heldout is None:
+    if spec.heldout is None or cfg.val.dataset is None:
         return None
     dataset = DatasetSpec.model_validate(ctx.resolved["heldout"]["dataset"])
     held = open_heldout(dataset, ctx.base_dir, cfg.val)

@@ -80,8 +80,9 @@ def run_pretrain(spec: MethodSpec, ctx: StageContext) -> dict[str, Any]:
         method, result = _train_under_torchrun(ctx, job, spec)
     else:
         log_fn = metric_logger(ctx.log_metrics, ctx.tracker, ctx.run_id, ctx.resumed)
-        every = ctx.config.val.every
-        evaluate = (lambda m, step: heldout.log_step(m, step, log_fn), every) if heldout else None
+        evaluate = None
+        if heldout is not None:
+            evaluate = (lambda m, step: heldout.log_step(m, step, log_fn), ctx.config.val.every)
         method, result = train(job, spec, data, log_fn, evaluate)
     if heldout is not None:
         result["pretext"] = pretext_report(ctx, spec, heldout, method, int(result["steps"]))

@@ -119,6 +119,25 @@ def test_a_smaller_budget_after_a_larger_one_starts_from_the_best_snapshot(tmp_p
     assert torch.equal(_weights(r6)["backbone.fc.weight"], _weights(ref6)["backbone.fc.weight"])
 
 
+def test_a_smaller_budget_never_deletes_the_furthest_checkpoint(tmp_path):
+    # Interrupted at step 7 (checkpoint at 5), then a call with a budget of 2, then the full run.
+    BUILT.clear()
+    p = _pipe(tmp_path)
+    CRASH_AT[:] = [7]
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        p.run_stage("fit")
+    r2 = p.run_stage("fit", overrides=_steps(2))
+    assert _manifest(r2)["stopped_at_step"] == 2
+    assert not (Path(r2.ref.path) / "parked").exists()  # the snapshot carries only its own state
+    BUILT.clear()
+    full = p.run_stage("fit")
+    assert BUILT == list(range(5, 12))  # continued from the kept step 5, not from step 2
+    straight = _pipe(tmp_path / "b").run_stage("fit")
+    for k, v in _weights(straight).items():
+        assert torch.equal(v, _weights(full)[k]), k
+    assert not (Path(full.ref.path) / "parked").exists()
+
+
 def test_a_time_budget_is_answered_by_what_it_produced(tmp_path):
     BUILT.clear()
     p = _pipe(tmp_path)
