@@ -14,7 +14,7 @@ from torch import nn
 
 
 @torch.no_grad()
-def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+def ema_update(target: nn.Module, online: nn.Module, tau: float, copy_buffers: bool = True) -> None:
     """Move ``target`` towards ``online``: xi <- tau * xi + (1 - tau) * theta, in place.
 
     Parameters are averaged; buffers (BatchNorm running statistics, counters) are copied, since an
@@ -25,6 +25,10 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         target: the EMA network (same architecture as ``online``).
         online: the trained network.
         tau: decay in [0, 1]; 1 leaves the target unchanged, 0 copies the online network.
+        copy_buffers: copy the online buffers into the target. False for a target that sees other
+            inputs than its online network (CIM's target encodes contexts, the online encoder
+            exemplars): its BatchNorm running statistics then follow its own inputs, which is
+            what it normalises with in eval mode. Training (batch statistics) is the same either way.
 
     Raises:
         ValueError: tau is outside [0, 1] or the two networks' parameter names differ.
@@ -40,5 +44,7 @@ def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     if t_params:
         # lerp(xi, theta, 1 - tau) = tau * xi + (1 - tau) * theta, fused per dtype/device.
         torch._foreach_lerp_(t_params, o_params, 1.0 - tau)
+    if not copy_buffers:
+        return
     for tb, ob in zip(target.buffers(), online.buffers(), strict=True):
         tb.copy_(ob)

@@ -161,3 +161,17 @@ def test_vit_position_table_is_fixed_sincos_by_default():
     learned = CIM(_cfg(pos_embed="learned"))
     assert learned.backbone.model.pos_embed.requires_grad
     assert CIM(_cfg("resnet_test", pos_embed="learned")).backbone.out_dim > 0  # ignored for ResNets
+
+
+def test_the_target_keeps_the_batchnorm_statistics_of_the_contexts():
+    # The target encodes contexts, the online encoder exemplars: after a step and its EMA update
+    # each BN holds the statistics of its own inputs (an eval-mode metric normalises with them).
+    torch.manual_seed(0)
+    model = CIM(_cfg(backbone="resnet_test"))
+    model.train()
+    model.training_step(_batch())
+    model.momentum_update(0.99)
+    bn = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+    tbn = [m for m in model.target_backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+    assert not torch.equal(bn.running_mean, tbn.running_mean)
+    assert tbn.num_batches_tracked.item() == bn.num_batches_tracked.item() == 1

@@ -24,3 +24,12 @@ def test_ema_update_known_values():
         ema_update(target, online, 1.5)
     with pytest.raises(ValueError):
         ema_update(nn.Linear(2, 2), online, 0.5)
+
+
+def test_ema_update_can_leave_the_buffers():
+    online, target = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    with torch.no_grad():
+        online.running_mean.fill_(7.0)
+        online.weight.fill_(3.0)
+    ema_update(target, online, 0.5, copy_buffers=False)
+    assert target.running_mean.tolist() == [0.0, 0.0] and target.weight.tolist() == [2.0, 2.0]
