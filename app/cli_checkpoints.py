@@ -118,7 +118,7 @@ def _import(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import torch
 
-    from correlearn.checkpoints import CheckpointError, export_state
+    from correlearn.checkpoints import CheckpointError, export_state, write_checkpoint_file
     from correlearn.inputs import find_checkpoint
     from correlearn.models.io import BACKBONE_FILE
 
@@ -129,8 +129,7 @@ def _export(args: argparse.Namespace) -> int:
         raise CheckpointError(f"{Path(ref.path) / BACKBONE_FILE}: cannot load ({exc})") from None
     obj = export_state(state, args.format)
     out = Path(args.out or f"{ref.key}-{args.format}.pth")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(obj, out)
+    write_checkpoint_file(obj, out, args.overwrite)
     print(f"wrote {out} ({args.format} layout of {ref.stage}/{ref.key}, {len(state)} tensors)")
     if args.json:
         print(
@@ -249,6 +248,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("key", help="a checkpoint artifact key or a unique prefix")
     ex.add_argument("--format", required=True, choices=list(FORMAT_NAMES))
     ex.add_argument("--out", help="output file (default: <key>-<format>.pth)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(fn=_guarded(_export))
 

@@ -113,3 +113,17 @@ def test_an_input_of_the_wrong_kind_is_refused(env, cli):
     assert rc == 2 and "is not a checkpoint" in err
     rc, _, err = cli("eval", "davis", "--checkpoint", "missing.pt", "--root", root)
     assert rc == 2 and err.strip() == "error: missing.pt: no such file"
+
+
+def test_export_refuses_an_existing_file_without_overwrite(env, cli):
+    tmp = env[0]
+    _, out, _ = cli("import", tmp / "r.pt", "--json")
+    key = _last_json(out)["key"][:8]
+    target = tmp / "exists.pth"
+    target.write_bytes(b"keep me")
+    rc, _, err = cli("export", key, "--format", "vfs", "--out", target)
+    assert rc == 2 and err.strip().startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert target.read_bytes() == b"keep me"
+    rc, _, err = cli("export", key, "--format", "vfs", "--out", target, "--overwrite")
+    assert rc == 0, err
+    assert "state_dict" in torch.load(target)

@@ -6,12 +6,18 @@ canonical weights back in one of those layouts. See :mod:`correlearn.checkpoints
 """
 
 from correlearn.checkpoints.convert import Imported, export_state, import_file
-from correlearn.checkpoints.files import CheckpointError, file_sha256, load_checkpoint_file
+from correlearn.checkpoints.files import (
+    CheckpointError,
+    file_sha256,
+    load_checkpoint_file,
+    write_checkpoint_file,
+)
 from correlearn.checkpoints.formats import FORMATS, detect_format, get_format
 
 __all__ = [
     "FORMATS",
     "CheckpointError",
+    "write_checkpoint_file",
     "Imported",
     "detect_format",
     "export_state",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import warnings
 from collections.abc import Mapping
@@ -77,3 +78,32 @@ def is_state_dict(obj: Any) -> bool:
         and all(isinstance(k, str) for k in obj)
         and any(isinstance(v, torch.Tensor) for v in obj.values())
     )
+
+
+def write_checkpoint_file(obj: Any, path: str | Path, overwrite: bool = False) -> Path:
+    """Write ``obj`` with ``torch.save`` so that a failure leaves the old file (or none) intact.
+
+    The bytes go to a temporary file beside ``path``, are flushed to disk and renamed over it; a
+    failed write (full disk, read-only folder) removes the temporary file and is one error.
+
+    Raises:
+        CheckpointError: ``path`` exists and ``overwrite`` is False, is a folder, or cannot be
+            written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise CheckpointError(f"{path}: exists; pass --overwrite to replace it")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return path

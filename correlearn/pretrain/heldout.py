@@ -56,9 +56,9 @@ class HeldoutConfig(StrictModel):
     dataset: str | None = None
     every: int | None = Field(None, ge=1, json_schema_extra=NOT_IN_KEY)
     max_short_side: int = Field(256, ge=16)
-    frame_step: int = Field(5, ge=1)
-    max_images: int = Field(64, ge=2)
-    rounds: int = Field(4, ge=1)
+    frame_step: int = Field(3, ge=1)
+    max_images: int = Field(128, ge=2)
+    rounds: int = Field(8, ge=1)
     batch_size: int = Field(32, ge=1)
     seed: int = Field(0, ge=0)
     init_seeds: list[int] = Field(default_factory=lambda: [0, 1])
