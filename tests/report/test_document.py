@@ -102,13 +102,14 @@ def test_demo_report_has_the_demo_table_and_latest_copy(tmp_path):
     assert latest.read_text() == path.read_text()
     doc = _doc(path)
     assert doc.ids.index("demo-table") < doc.ids.index("stages")
-    # demo_table's row: flow, checkpoint, steps, J&F, J, F, random init per seed, seed spread,
-    # BN-calibrated init, gain over the best baseline, k-NN top-1 (random).
+    # demo_table's row: flow, checkpoint, steps, held-out pretext (none here), J&F, J, F, random
+    # init per seed, seed spread, BN-calibrated init, gain over the best baseline, k-NN (random).
     i = doc.cells.index("0.565")
-    assert doc.cells[i - 3 : i + 8] == [
+    assert doc.cells[i - 4 : i + 8] == [
         "byol",
         "byol",
         "60",
+        "-",
         "0.565",
         "0.515",
         "0.615",
