@@ -29,11 +29,14 @@ EXPECTED_ERRORS = {
 }
 
 
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+
+
 def _expected(exc: BaseException) -> bool:
     if any(t.__name__ in EXPECTED_ERRORS for t in type(exc).__mro__):
         return True
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True  # disk full: the message names the file
+    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+        return True  # disk full, or a read-only or unwritable workspace: the message names the file
     # Prefect's client when its API server is gone mid-run (the pre-flight check catches the rest).
     return isinstance(exc, RuntimeError) and "Failed to reach API" in str(exc)
 
@@ -43,7 +46,7 @@ def _terminate(signum, frame) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
         where = exc.filename or os.environ.get("CORRELEARN_HOME", "the workspace")
         return f"{where}: {exc.strerror}"
     return str(exc)

@@ -150,6 +150,8 @@ def _checkpoint(pipe, args: argparse.Namespace):
     from correlearn.inputs import find_checkpoint
 
     path = Path(args.checkpoint)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; pass a checkpoint file or an artifact key")
     if path.is_file():
         res = import_into_store(pipe, path, args)
         _print_import(res)
@@ -165,6 +167,13 @@ def _tracking_checkpoint(pipe, args: argparse.Namespace, ckpt):
     """The checkpoint ``eval_tracking`` takes: ``ckpt`` itself, or its trained SiamFC head."""
     if pipe.section("eval_tracking").head == "none":
         return ckpt
+    if not args.head_root and ckpt.ref.stage != HEAD_STAGE:
+        heads = pipe.raw.get(HEAD_STAGE) or {}
+        if heads.get("dataset", "got10k") not in (pipe.raw.get("datasets") or {}):
+            raise ConfigError(
+                "eval tracking: the SiamFC protocol trains a head first; pass --head-root DIR "
+                "(a GOT-10k-layout folder) or --set head=none (plain cross-correlation)"
+            )
     return pipe.run_stage(HEAD_STAGE, inputs={"checkpoint": ckpt}, force=args.force)
 
 

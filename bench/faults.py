@@ -12,7 +12,6 @@ any case failed. About 5-10 minutes on 2 cores.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -20,121 +19,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DAVIS = REPO / "data" / "davis-mini"
-TRAIN = [  # a tiny BYOL: ResNet-18 at 32 px, batch 4, a 400-step schedule
-    "pretrain_image.method.backbone=resnet18", "pretrain_image.method.image_size=32",
-    "pretrain_image.method.proj_hidden_dim=64", "pretrain_image.method.pred_hidden_dim=64",
-    "pretrain_image.train.batch_size=4", "pretrain_image.train.epochs=400",
-    "pretrain_image.train.steps_per_epoch=1", "pretrain_image.train.num_workers=0",
-    "pretrain_image.train.device=cpu", "pretrain_image.train.ckpt_every=5",
-]  # fmt: skip
-SEQS_ALL = tuple(sorted(p.name for p in (DAVIS / "JPEGImages" / "480p").iterdir()))
-CASES: dict[str, Callable[[Path], dict]] = {}
-LOG: list[str] = []  # the CLI calls of the running case, shown when it fails
-
-
-def case(fn: Callable[[Path], dict]) -> Callable[[Path], dict]:
-    CASES[fn.__name__] = fn
-    return fn
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-def env(home: Path, **extra: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
-    e.update(CORRELEARN_HOME=str(home), PREFECT_HOME=str(home / "prefect"), OMP_NUM_THREADS="1",
-             PYTHONWARNINGS="default", DO_NOT_TRACK="1", MLFLOW_ENABLE_TELEMETRY="false", **extra)  # fmt: skip
-    return e
-
-
-def cli_args(*args: str) -> list[str]:
-    return [sys.executable, "-m", "app.cli", *args]
-
-
-def cli(home: Path, *args: str, timeout: float = 300, **extra: str) -> subprocess.CompletedProcess:
-    p = subprocess.run(cli_args(*args), env=env(home, **extra), cwd=REPO, capture_output=True,
-                       text=True, timeout=timeout)  # fmt: skip
-    LOG.append(
-        f"$ correlearn {' '.join(args[:3])} -> {p.returncode}\n{p.stdout[-600:]}{p.stderr[-900:]}"
-    )
-    return p
-
-
-def spawn(home: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(cli_args(*args), env=env(home), cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
-
-
-def stage(home: Path, cfg: Path, name: str, *sets: str, **kw) -> subprocess.CompletedProcess:
-    args = ["stage", "run", name, "--config", str(cfg)]
-    for s in sets:
-        args += ["--set", s]
-    return cli(home, *args, **kw)
-
-
-def train_args(cfg: Path, *sets: str) -> list[str]:
-    args = ["stage", "run", "pretrain_image", "--config", str(cfg)]
-    for s in [*TRAIN, *sets]:
-        args += ["--set", s]
-    return args
-
-
-def write_config(root: Path, data: Path, layout: str = "davis") -> Path:
-    cfg = root / "cfg.yaml"
-    cfg.write_text(f"datasets:\n  d: {{root: {data}, layout: {layout}}}\n"
-                   "image_shards: {dataset: d, max_short_side: 64}\n"
-                   "video_shards: {dataset: d, max_short_side: 64}\n")  # fmt: skip
-    return cfg
-
-
-def davis_copy(dst: Path, seqs=("bear", "surf"), n: int = 6) -> Path:
-    for seq in seqs:
-        out = dst / "JPEGImages" / "480p" / seq
-        out.mkdir(parents=True)
-        for f in sorted((DAVIS / "JPEGImages" / "480p" / seq).glob("*.jpg"))[:n]:
-            shutil.copy(f, out / f.name)
-    return dst
-
-
-def manifests(home: Path, name: str) -> list[dict]:
-    """The finished artifacts of a stage, oldest first (so ``[-1]`` is the newest)."""
-    d = home / "artifacts" / name
-    found = [json.loads(p.read_text()) for p in d.glob("*/manifest.json")] if d.is_dir() else []
-    return sorted(found, key=lambda m: m.get("finished_at") or "")
-
-
-def clean(p: subprocess.CompletedProcess | None, codes=(0,)) -> bool:
-    return p is not None and p.returncode in codes and "Traceback" not in (p.stderr or "")
-
-
-def one_error(p: subprocess.CompletedProcess, *needles: str) -> bool:
-    errs = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
-    return p.returncode == 2 and len(errs) == 1 and all(n in errs[0] for n in needles)
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 240) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.3)
-    return False
-
-
-def ckpt_step(home: Path) -> int:
-    for side in (home / "artifacts" / "pretrain_image").glob(".partial-*/train/last.pt.json"):
-        return json.loads(side.read_text())["step"]
-    return -1
-
-
-def row(what: str, code, survived: bool, kept: bool, named: bool | None) -> dict:
-    return {"what": what, "code": code, "survived": survived, "kept": kept, "named": named}
-
+import faults_eval  # noqa: F401 - registers the evaluation and configuration cases
+from fault_harness import (
+    CASES,
+    DAVIS,
+    LOG,
+    REPO,
+    SEQS_ALL,
+    case,
+    ckpt_step,
+    clean,
+    cli,
+    davis_copy,
+    env,
+    manifests,
+    one_error,
+    row,
+    spawn,
+    stage,
+    train_args,
+    wait_for,
+    write_config,
+)
 
 # --- cases -----------------------------------------------------------------------------------
 

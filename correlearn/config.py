@@ -191,11 +191,63 @@ def format_validation_error(exc: ValidationError, source: str, prefix: str = "")
     """Turn a pydantic error into one line per bad key: ``source: prefix.a.b: message``."""
     lines = []
     for err in exc.errors():
-        loc = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]]) or "<root>"
+        parts = [prefix] * bool(prefix) + [str(p) for p in err["loc"]]
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"{source}: {loc}: {msg}")
+        msg = msg.removeprefix("Value error, ")
+        nested = (err.get("ctx") or {}).get("error")
+        if isinstance(nested, NestedValueError):
+            parts, msg = parts + nested.loc, nested.msg
+        lines.append(f"{source}: {'.'.join(parts) or '<root>'}: {msg}")
+    return "\n".join(lines)
+
+
+class NestedValueError(ValueError):
+    """A bad value inside a dict-valued setting; ``loc`` continues the setting's dotted path."""
+
+    def __init__(self, loc: list[str], msg: str) -> None:
+        super().__init__(f"{'.'.join(loc)}: {msg}")
+        self.loc, self.msg = loc, msg
+
+
+def overrides_of(model: type[BaseModel]):
+    """A pydantic ``AfterValidator`` for a dict of overrides of ``model``'s fields.
+
+    Settings whose defaults come from a preset chosen at run time (label propagation ``params``,
+    fine-tuning ``hparams``) stay plain dicts, so their artifact keys hold only what the user set;
+    this checks each key and value against ``model`` (over its defaults) when the config is read,
+    so a typo or a bad value is an error before a stage starts.
+    """
+
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            model.model_validate({**model().model_dump(), **value})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            raise NestedValueError([str(p) for p in err["loc"]], msg) from None
+        return value
+
+    return check
+
+
+def blame_overrides(message: str, source: str, overrides: list[str]) -> str:
+    """Name ``--set`` instead of the file in each error line about a key an override set.
+
+    Args:
+        message: lines ``source: a.b.c: problem`` (:func:`format_validation_error`).
+        source: the file name the lines start with.
+        overrides: the ``a.b=value`` overrides applied over the file.
+    """
+    keys = [o.split("=", 1)[0].strip() for o in overrides]
+    lines = []
+    for line in message.splitlines():
+        where = line.removeprefix(f"{source}: ").split(": ", 1)[0]
+        hit = any(
+            where == k or where.startswith(k + ".") or k.startswith(where + ".") for k in keys
+        )
+        lines.append(f"--set: {line.removeprefix(f'{source}: ')}" if hit else line)
     return "\n".join(lines)
 
 

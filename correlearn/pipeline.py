@@ -17,6 +17,7 @@ from correlearn.budgets import find_answer
 from correlearn.config import (
     ConfigError,
     apply_overrides,
+    blame_overrides,
     deep_merge,
     key_material,
     load_yaml,
@@ -60,12 +61,25 @@ class Pipeline:
         self.tracker = tracker
         self.parent_run_id = parent_run_id
         self._results: dict[str, StageRun] = {}
+        self._check_mappings()
         unknown = set(self.raw) - set(registry) - RESERVED_SECTIONS - self._aliases()
         if unknown:
             raise ConfigError(
                 f"{self.config_path}: unknown section(s) {sorted(unknown)}; "
                 f"known: {sorted(set(registry) | RESERVED_SECTIONS)}"
             )
+
+    def _check_mappings(self) -> None:
+        """Every section, and every dataset under ``datasets``, is a mapping (or empty)."""
+        src = self.config_path.name
+        entries = list(self.raw.items())
+        datasets = self.raw.get("datasets")
+        if isinstance(datasets, dict):
+            entries += [(f"datasets.{k}", v) for k, v in datasets.items()]
+        for where, value in entries:
+            if value is not None and not isinstance(value, dict):
+                msg = f"{src}: {where}: must be a mapping of settings, got {type(value).__name__}"
+                raise ConfigError(blame_overrides(msg, src, self.overrides))
 
     def _aliases(self) -> set[str]:
         # A section "stage@variant" configures a second use of a stage (e.g. a ViT baseline).
@@ -77,8 +91,12 @@ class Pipeline:
         name = section or stage
         raw = deep_merge(self.raw.get(name) or {}, overrides or {})
         raw = with_defaults(spec.config_model, raw)
-        config = validate(spec.config_model, raw, self.config_path.name, prefix=name)
-        preflight(config, self.config_path.name, prefix=name)
+        try:
+            config = validate(spec.config_model, raw, self.config_path.name, prefix=name)
+            preflight(config, self.config_path.name, prefix=name)
+        except ConfigError as exc:
+            msg = blame_overrides(str(exc), self.config_path.name, self.overrides)
+            raise ConfigError(msg) from None
         return config
 
     def _spec(self, stage: str) -> StageSpec:

@@ -74,8 +74,9 @@ def compute(
 ) -> tuple[ArtifactRef, str | None, float]:
     """Run the stage into its partial folder and commit it; returns (ref, MLflow run id, seconds)."""
     spec = call.spec
-    # A forced budgeted call starts its schedule over; anything else resumable continues.
-    keep = spec.resumable and not (call.force and call.budget is not None)
+    # A forced call starts over from a clean partial folder (a damaged file left by a killed
+    # run must not survive --force); anything else resumable continues.
+    keep = spec.resumable and not call.force
     partial = store.begin(spec.name, call.key, keep_partial=keep)
     if call.budget is not None and not call.force:
         at = prepare_partial(store, spec.name, call.key, partial, call.budget.max_steps)

@@ -124,6 +124,9 @@ class Tracker:
 
         self.uri = ws.tracking_uri
         check_server(self.uri)
+        if not os.access(ws.home, os.W_OK):
+            self._open_read_only(ws)
+            return
         # Two processes starting at once in a fresh workspace race on the SQLite schema
         # ("table ... already exists") and on the experiment: the first creates both while the
         # other waits on this lock, then finds them.
@@ -131,6 +134,18 @@ class Tracker:
             self.client = mlflow.MlflowClient(tracking_uri=self.uri)
             self.experiment_id = self._experiment(ws)
             self.reap_dead_runs()
+
+    def _open_read_only(self, ws: Workspace) -> None:
+        """A workspace on a read-only medium: reading commands work, nothing is written."""
+        import mlflow
+
+        self.client = mlflow.MlflowClient(tracking_uri=self.uri)
+        try:
+            exp = self.client.get_experiment_by_name(EXPERIMENT)
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy's errors on a read-only database
+            msg = f"{ws.home}: read-only, and its MLflow store cannot be read ({exc})"
+            raise TrackingError(msg) from None
+        self.experiment_id = exp.experiment_id if exp is not None else None
 
     def _experiment(self, ws: Workspace) -> str:
         exp = self.client.get_experiment_by_name(EXPERIMENT)

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from correlearn.config import ConfigError
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -66,8 +68,17 @@ def activate(home: str | Path | None = None) -> Workspace:
     :attr:`Workspace.tracking_uri` explicitly, so a user's ``MLFLOW_TRACKING_URI`` always wins.
     """
     ws = get_workspace(home)
+    if ws.home.exists() and not ws.home.is_dir():
+        raise ConfigError(f"CORRELEARN_HOME={ws.home}: not a folder")
     for p in (ws.home, ws.artifacts, ws.mlflow_artifacts, ws.prefect_home):
-        p.mkdir(parents=True, exist_ok=True)
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if ws.home.is_dir() and not os.access(ws.home, os.W_OK):
+                break  # a read-only workspace: reading commands work, writing ones fail later
+            raise ConfigError(
+                f"CORRELEARN_HOME={ws.home}: cannot create {p}: {exc.strerror}"
+            ) from None
     os.environ["CORRELEARN_HOME"] = str(ws.home)
     os.environ.setdefault("PREFECT_HOME", str(ws.prefect_home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

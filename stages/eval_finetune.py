@@ -9,16 +9,16 @@ as ``backbone.pt`` + ``backbone.json``, so the artifact is itself a checkpoint.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
-from correlearn.config import StrictModel
+from correlearn.config import ConfigError, StrictModel
 from correlearn.data.fingerprint import fingerprint, get_dataset
 from correlearn.data.sources import DatasetSpec
 from correlearn.eval import finetune
-from correlearn.eval.finetune_recipe import check_recipe, recipe
+from correlearn.eval.finetune_recipe import HParamOverrides, check_recipe, recipe
 from correlearn.eval.probe_data import labelled_images
 from correlearn.models.io import (
     BACKBONE_FILE,
@@ -55,7 +55,7 @@ class EvalFinetuneConfig(StrictModel):
     split: Literal["random", "temporal"] = "random"
     test_fraction: float = Field(0.2, gt=0, lt=1)
     recipe: Literal["auto", "vit_mae", "resnet_rsb_a3"] = "auto"
-    hparams: dict[str, Any] = Field(default_factory=dict)
+    hparams: HParamOverrides = Field(default_factory=dict)
     max_steps: int | None = Field(None, ge=1)
     seed: int = 0
     device: str = "auto"
@@ -94,6 +94,12 @@ def run(ctx: StageContext) -> dict:
     vit = spec["backbone"].startswith("vit")
     check_recipe(hp, spec["backbone"])
     (tr_p, tr_y), (te_p, te_y) = _data(ctx, cfg)
+    if hp.batch_size > len(tr_p):
+        # The recipes' batches (1024-2048) would otherwise try to allocate one huge batch.
+        raise ConfigError(
+            f"eval_finetune.hparams.batch_size: {hp.batch_size} is larger than the "
+            f"{len(tr_p)} training images; set hparams.batch_size to at most {len(tr_p)}"
+        )
     device = resolve_device(cfg.device)
     backbone = load_backbone(ckpt, **({"drop_path_rate": hp.drop_path} if vit else {}))
     model = finetune.Classifier(backbone, int(tr_y.max()) + 1, hp.pool).to(device)

@@ -8,7 +8,8 @@ and its presets: :mod:`correlearn.eval.label_propagation`), scored with the DAVI
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import shutil
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -17,10 +18,13 @@ from tqdm import tqdm
 from correlearn.config import StrictModel
 from correlearn.data.fingerprint import fingerprint, get_dataset
 from correlearn.data.sources import DatasetSpec, resolve_root
+from correlearn.eval.davis_folder import check_davis
 from correlearn.eval.davis_metrics import evaluate_dataset
 from correlearn.eval.dense_setup import Preset, dense_setup
+from correlearn.eval.label_prop_config import LabelPropOverrides
 from correlearn.eval.label_propagation import (
     load_davis_sequence,
+    masks_read_back,
     propagate_sequence,
     write_davis_masks,
 )
@@ -46,14 +50,17 @@ class EvalLabelPropConfig(StrictModel):
 
     dataset: str = "davis"
     preset: Preset = "auto"
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: LabelPropOverrides = Field(default_factory=dict)
     max_frames: int | None = Field(None, ge=3)
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
 
 
 def _resolve(cfg: EvalLabelPropConfig, pipe) -> dict:
-    return {"source": fingerprint(get_dataset(pipe, cfg.dataset), pipe.base_dir, videos=True)}
+    spec = get_dataset(pipe, cfg.dataset)
+    # Checked here, before the stage's folder and run exist: a bad folder is one error line.
+    check_davis(resolve_root(spec, pipe.base_dir), spec.sequences, cfg.max_frames)
+    return {"source": fingerprint(spec, pipe.base_dir, videos=True)}
 
 
 def run(ctx: StageContext) -> dict:
@@ -65,17 +72,20 @@ def run(ctx: StageContext) -> dict:
     lp, device = dense.lp, dense.device
     data = DatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
     root = resolve_root(data, ctx.base_dir)
-    seqs = data.sequences or sorted(p.name for p in (root / "JPEGImages" / "480p").iterdir())
+    checked = check_davis(root, data.sequences, cfg.max_frames)
+    for stray in (p for s in checked for p in s.stray):
+        ctx.skip(str(stray), "not a frame (.jpg, .jpeg, .png)")
+    seqs = [s.name for s in checked]
+    n_frames = {s.name: len(s.frames) for s in checked}
     masks_dir = ctx.out_dir / "masks"
     ctx.info(
         f"{len(seqs)} sequences, preset {dense.meta['preset']}, context {lp.context} "
         f"({dense.meta['backbone']}, {device}, {cfg.precision})"
     )
     for seq in tqdm(seqs, "label propagation", disable=None):
-        n_jpg = len(list((root / "JPEGImages" / "480p" / seq).glob("*.jpg")))
-        n_done = len(list((masks_dir / seq).glob("*.png")))
-        if n_done and n_done == min(n_jpg, cfg.max_frames or n_jpg):
+        if masks_read_back(masks_dir / seq, n_frames[seq]):
             continue  # finished before an interruption (the stage is resumable)
+        shutil.rmtree(masks_dir / seq, ignore_errors=True)  # a part, or a file that does not read
         frames, gts, names = load_davis_sequence(root, seq, cfg.max_frames)
         if len(frames) < 3:
             ctx.skip(seq, f"{len(frames)} frames: J&F needs at least 3")

@@ -7,7 +7,6 @@ is :func:`~correlearn.eval.propagation_stage.propagation_stage`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field
 from tqdm import tqdm
@@ -16,6 +15,7 @@ from correlearn.config import StrictModel
 from correlearn.eval import parts
 from correlearn.eval.dense_setup import Preset
 from correlearn.eval.eval_datasets import EvalDatasetSpec
+from correlearn.eval.label_prop_config import LabelPropOverrides
 from correlearn.eval.label_propagation import write_davis_masks
 from correlearn.eval.propagation_stage import PropagationRun, propagation_stage
 from correlearn.stage import StageContext
@@ -44,7 +44,7 @@ class EvalPartsConfig(StrictModel):
     dataset: str = "vip"
     split: str = "val"
     preset: Preset = "auto"
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: LabelPropOverrides = Field(default_factory=dict)
     image_size: int = Field(parts.IMAGE_SIZE, ge=8)
     score_first: bool = True
     max_frames: int | None = Field(None, ge=2)
@@ -60,7 +60,7 @@ def _files(root: Path, videos: list[str]) -> list[Path]:
     files = []
     for v in videos:
         files += sorted((root / "Images" / v).glob("*.jpg")) + sorted((ann / v).glob("*.png"))
-    return files
+    return files + sorted((root / "lists").glob("*.txt"))  # the video lists choose the videos
 
 
 def _evaluate(ctx: StageContext, prop: PropagationRun) -> dict:

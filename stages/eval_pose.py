@@ -7,7 +7,7 @@ shared set-up is :func:`~correlearn.eval.propagation_stage.propagation_stage`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -17,6 +17,7 @@ from correlearn.config import StrictModel
 from correlearn.eval import pose
 from correlearn.eval.dense_setup import Preset
 from correlearn.eval.eval_datasets import EvalDatasetSpec
+from correlearn.eval.label_prop_config import LabelPropOverrides
 from correlearn.eval.propagation_stage import PropagationRun, propagation_stage
 from correlearn.stage import StageContext
 from correlearn.viz.keypoints import keypoint_sheet
@@ -47,7 +48,7 @@ class EvalPoseConfig(StrictModel):
     split: int = Field(1, ge=1, le=3)
     subset: Literal["test", "train"] = "test"
     preset: Preset = "auto"
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: LabelPropOverrides = Field(default_factory=dict)
     image_size: int = Field(pose.IMAGE_SIZE, ge=8)
     sigma: float = Field(pose.SIGMA, ge=0)
     readout_topk: int = Field(pose.READOUT_TOPK, ge=1)
@@ -66,6 +67,8 @@ def _files(root: Path, videos: list[str]) -> list[Path]:
     for v in videos:
         files += sorted((root / "Rename_Images" / v).glob("*.png"))
         files.append(root / "joint_positions" / v / "joint_positions.mat")
+    # The split lists choose the videos and their train/test labels.
+    files += sorted((root / "splits").glob("*.txt"))
     return [f for f in files if f.is_file()]
 
 

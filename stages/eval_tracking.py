@@ -90,7 +90,7 @@ def _sequences(
 
 def _resolve(cfg: EvalTrackingConfig, pipe) -> dict:
     def files(spec: EvalDatasetSpec, root: Path) -> list[Path]:
-        return [f for s in _sequences(spec, root, cfg) for f in s.frames]
+        return [f for s in _sequences(spec, root, cfg) for f in s.frames + s.labels]
 
     return resolve_source(pipe, cfg.dataset, "otb", files)
 

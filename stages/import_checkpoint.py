@@ -15,6 +15,7 @@ from pydantic import Field
 
 from correlearn.checkpoints import CheckpointError, file_sha256, import_file
 from correlearn.config import NOT_IN_KEY, StrictModel
+from correlearn.models import BackboneName
 from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.checkpoint import atomic_torch_save
@@ -35,7 +36,7 @@ class ImportCheckpointConfig(StrictModel):
     path: str = Field("", json_schema_extra=NOT_IN_KEY)
     format: str = "auto"
     branch: str | None = None
-    backbone: str | None = None
+    backbone: BackboneName | None = None
 
 
 def file_path(cfg: ImportCheckpointConfig, base: Path) -> Path:

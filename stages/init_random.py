@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 
 from correlearn.config import StrictModel
-from correlearn.models import build_backbone
+from correlearn.models import BackboneName, build_backbone
 from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.checkpoint import atomic_torch_save
@@ -23,7 +23,7 @@ class InitRandomConfig(StrictModel):
         seed: initialisation seed.
     """
 
-    backbone: str = "resnet18"
+    backbone: BackboneName = "resnet18"
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
 

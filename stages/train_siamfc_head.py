@@ -43,7 +43,7 @@ def _resolve(cfg: TrainSiamFCHeadConfig, pipe) -> dict:
     layout = "otb" if specs.get("layout") == "otb" else "got10k"
 
     def files(spec: EvalDatasetSpec, root: Path) -> list[Path]:
-        return [f for s in _sequences(spec, root) for f in s.frames]
+        return [f for s in _sequences(spec, root) for f in s.frames + s.labels]
 
     return resolve_source(pipe, cfg.dataset, layout, files)
 

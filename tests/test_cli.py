@@ -88,7 +88,7 @@ def test_errors_name_the_problem(env_cfg, tmp_path):
         "image_shards.shard_sz=3",
         check=False,
     )
-    assert p.returncode == 2 and "cfg.yaml: image_shards.shard_sz: unknown key" in p.stderr
+    assert p.returncode == 2 and "error: --set: image_shards.shard_sz: unknown key" in p.stderr
     p = _cli(
         env, "stage", "run", "image_shards", "--config", str(tmp_path / "none.yaml"), check=False
     )

@@ -127,3 +127,97 @@ def test_export_refuses_an_existing_file_without_overwrite(env, cli):
     rc, _, err = cli("export", key, "--format", "vfs", "--out", target, "--overwrite")
     assert rc == 0, err
     assert "state_dict" in torch.load(target)
+
+
+def test_changed_masks_are_a_new_evaluation_not_a_cache_hit(env, cli, make_davis, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    root = make_davis(tmp_path / "d", seqs=("rollerblade",), n=4)
+    args = ["eval", "davis", "--checkpoint", env[0] / "r.pt", "--root", root]
+    args += ["--set", "params.short_side=64", "--json"]
+    rc, out, _ = cli(*args)
+    first = _last_json(out)
+    mask = sorted((root / "Annotations/480p/rollerblade").iterdir())[2]
+    arr = np.asarray(Image.open(mask))
+    Image.fromarray(np.roll(arr, 20, axis=1)).save(mask)  # the object moved: new ground truth
+    rc2, out, err = cli(*args)
+    second = _last_json(out)
+    assert rc == rc2 == 0, err
+    assert second["cache_hit"] is False and second["key"] != first["key"]
+
+
+def _partials(home):
+    return list(home.glob("artifacts/*/.partial-*"))
+
+
+def test_a_broken_davis_folder_is_one_line_before_any_work(env, cli, make_davis, tmp_path):
+    root = make_davis(tmp_path / "d", seqs=("rollerblade",), n=4)
+    frame = sorted((root / "JPEGImages/480p/rollerblade").iterdir())[1]
+    frame.write_bytes(frame.read_bytes()[:500])
+    before = _partials(env[0] / "home")
+    rc, out, err = cli("eval", "davis", "--checkpoint", env[0] / "r.pt", "--root", root)
+    assert (
+        rc == 2
+        and err.strip() == f"error: {frame}: truncated frame (the file ends before its image does)"
+    )
+    assert _partials(env[0] / "home") == before
+
+
+def test_nan_weights_are_refused_not_scored(env, cli, make_davis, tmp_path):
+    state = build_backbone("resnet_test").export_state_dict()
+    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    root = make_davis(tmp_path / "d", seqs=("rollerblade",), n=4)
+    rc, _, err = cli("eval", "davis", "--checkpoint", tmp_path / "nan.pt", "--root", root)
+    assert rc == 2 and "hold NaN or Inf (first: conv1.weight)" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "protocol, needle",
+    [
+        ("pose", "expected a JHMDB folder"),
+        ("parts", "expected a VIP folder"),
+        ("svm", "expected a VOC2007 folder"),
+        ("tracking", "pass --head-root DIR (a GOT-10k-layout folder) or --set head=none"),
+    ],
+)
+def test_a_folder_of_the_wrong_layout_says_what_was_expected(env, cli, tmp_path, protocol, needle):
+    (tmp_path / "x").mkdir()
+    rc, _, err = cli("eval", protocol, "--checkpoint", env[0] / "r.pt", "--root", tmp_path)
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_workspace_that_is_a_file_is_one_line(cli, tmp_path, monkeypatch):
+    f = tmp_path / "home-file"
+    f.write_text("x")
+    monkeypatch.setenv("CORRELEARN_HOME", str(f))
+    rc, _, err = cli("status")
+    assert rc == 2 and err.strip() == f"error: CORRELEARN_HOME={f}: not a folder"
+    assert f.read_text() == "x"
+
+
+def test_a_text_file_or_a_folder_as_a_checkpoint_says_what_it_is(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    rc, _, err = cli("import", tmp_path / "notes.txt")
+    assert rc == 2 and "notes.txt: not a torch checkpoint (it starts with b'hell'" in err
+    rc, _, err = cli("eval", "davis", "--checkpoint", tmp_path, "--root", tmp_path)
+    assert (
+        rc == 2
+        and err.strip()
+        == f"error: {tmp_path}: is a folder; pass a checkpoint file or an artifact key"
+    )
+
+
+def test_knn_on_a_davis_folder_and_a_tiny_class_name_the_problem(env, cli, tmp_path):
+    tmp, root, _ = env
+    rc, _, err = cli("eval", "knn", "--checkpoint", tmp / "r.pt", "--root", root)
+    assert rc == 2 and "is a DAVIS folder (JPEGImages, Annotations), not class folders" in err
+    frames = sorted((root / "JPEGImages/480p/rollerblade").iterdir())
+    for cls, n in (("cats", 4), ("dogs", 1)):
+        (tmp_path / cls).mkdir()
+        for f in frames[:n]:
+            (tmp_path / cls / f.name).write_bytes(f.read_bytes())
+    rc, _, err = cli("eval", "knn", "--checkpoint", tmp / "r.pt", "--root", tmp_path)
+    assert rc == 2 and "class 'dogs' has 1 image(s): too few to split" in err

@@ -87,7 +87,12 @@ def test_eval_tracking_without_a_head_training_set_is_one_line(cli, tmp):
     if not (tmp / "otb").exists():
         make_otb(tmp / "otb", n=4, size=(96, 160))
     rc, _, err = cli("eval", "tracking", "--checkpoint", tmp / "r.pt", "--root", tmp / "otb")
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "datasets.got10k" in err
+    assert (
+        rc == 2
+        and len(err.strip().splitlines()) == 1
+        and "pass --head-root DIR" in err
+        and "--set head=none" in err
+    )
     res, _ = _eval(cli, tmp, "tracking", tmp / "otb", "--set", "head=none",
                    "--set", "params.exemplar_size=32", "--set", "params.instance_size=64",
                    "--set", "params.response_size=5")  # fmt: skip

@@ -179,7 +179,7 @@ def test_unknown_section_and_stage(pipe_factory, tmp_path):
         make(["bogus.x=1"])
     with pytest.raises(ConfigError, match="unknown stage"):
         make().run_stage("nope")
-    with pytest.raises(ConfigError, match=r"p.yaml: sum.scale"):
+    with pytest.raises(ConfigError, match=r"^--set: sum.scale"):
         make(["sum.scale=lots"]).run_stage("sum")
 
 
@@ -279,8 +279,8 @@ def _fit_pipeline(make, overrides):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("fit.train.seed=-1", r"p.yaml: fit.train.seed"),
-        ("fit.train.device=banana", r"p.yaml: fit.train.device"),
+        ("fit.train.seed=-1", r"^--set: fit.train.seed"),
+        ("fit.train.device=banana", r"^--set: fit.train.device"),
     ],
 )
 def test_bad_train_values_fail_before_any_work(pipe_factory, override, message):

@@ -96,6 +96,12 @@ def import_file(
         ex = f.extract(obj, branch)
         if not ex.state:
             raise CheckpointError(f"no {f.name} backbone weights in {ex.source or 'the file'}")
+        bad = [k for k, v in ex.state.items() if v.is_floating_point() and not v.isfinite().all()]
+        if bad:  # such weights score 0 everywhere: refuse them before anything is stored
+            raise CheckpointError(
+                f"{len(bad)} of {len(ex.state)} tensors hold NaN or Inf (first: {bad[0]}); "
+                "the weights are unusable"
+            )
         notes = [n for n in [add_cls_pos_slot(ex.state)] if n]
         if arch_family(ex.state) not in f.archs:
             raise CheckpointError(f"format {f.name} holds {'/'.join(f.archs)} backbones only")

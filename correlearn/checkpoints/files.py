@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import os
 import re
+import shutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,10 +59,20 @@ def load_checkpoint_file(path: str | Path) -> Any:
         CheckpointError: the file is missing, truncated, or its pickle asks for code.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; pass a checkpoint file or an artifact key")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file")
+    with path.open("rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive; files of torch < 1.6 are a pickle (protocol byte 0x80).
+    if not head.startswith((b"PK\x03\x04", b"\x80")):
+        raise CheckpointError(
+            f"{path}: not a torch checkpoint (it starts with {head!r}, neither a torch.save zip "
+            "archive nor a pickle)"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pickle-protocol notes on older files are noise here
@@ -103,7 +114,18 @@ def write_checkpoint_file(obj: Any, path: str | Path, overwrite: bool = False) -
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
+        # torch's zip writer reports a full disk as a RuntimeError ("unexpected pos ...").
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)[:160]
+        if _disk_full(path.parent):  # asked before the temporary file frees its space
+            why = "No space left on device"
         tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise CheckpointError(f"{path}: cannot write ({why})") from None
     return path
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False

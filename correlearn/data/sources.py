@@ -197,6 +197,12 @@ def list_images(spec: DatasetSpec, base: str | Path | None = None) -> list[Image
         dirs = sorted((p.name for p in root.iterdir() if p.is_dir()), key=_natural_key)
         per_class = {d: _files(root / d, spec.image_extensions, recursive=True) for d in dirs}
         classes = [d for d in dirs if per_class[d]]  # an empty folder is not a class
+        if {"JPEGImages", "Annotations"} <= set(classes):
+            # Its two top folders would be two "classes" and a probe would score 100%.
+            raise DataError(
+                f"dataset {spec.name!r}: {root} is a DAVIS folder (JPEGImages, Annotations), not "
+                "class folders; use layout davis (`--layout davis`: each sequence is a class)"
+            )
         for label, cls in enumerate(classes):
             if spec.sequences is not None and cls not in spec.sequences:
                 continue

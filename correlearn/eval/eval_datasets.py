@@ -3,14 +3,13 @@
 ``datasets.<name>`` with ``layout: jhmdb | vip | voc07 | otb | got10k`` (the readers are
 :mod:`correlearn.eval.pose`, :mod:`correlearn.eval.parts`, :mod:`correlearn.eval.svm` and
 :mod:`correlearn.eval.otb`). The artifact key follows the files a stage reads: their paths relative
-to the root and their sizes are hashed (:func:`fingerprint_files`), as
+to the root and their contents are hashed (:func:`fingerprint_files`), as
 :func:`correlearn.data.fingerprint.fingerprint` does for the other layouts. A stage's ``resolve``
 is :func:`resolve_source`; its ``run`` gets the spec and root back with :func:`source_of`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from correlearn.config import ConfigError, StrictModel, validate
+from correlearn.data.fingerprint import hash_files
 from correlearn.data.sources import DataError
 from correlearn.stage import StageContext
 
@@ -72,15 +72,13 @@ def eval_root(spec: EvalDatasetSpec, base: str | Path) -> Path:
 
 
 def fingerprint_files(spec: EvalDatasetSpec, root: Path, files: list[Path]) -> dict[str, Any]:
-    """Key material: the spec, the root, and a hash of the files' relative paths and sizes."""
-    h = hashlib.sha256()
-    for p in sorted(files):
-        h.update(f"{Path(p).relative_to(root)}:{Path(p).stat().st_size};".encode())
+    """Key material: the spec, the root, and a hash of the files' relative paths and contents."""
+    digest, n = hash_files(root, sorted(files))
     return {
         "dataset": spec.model_dump(mode="json"),
         "root": str(root),
-        "files": len(files),
-        "fingerprint": h.hexdigest()[:16],
+        "files": n,
+        "fingerprint": digest,
     }
 
 

@@ -16,13 +16,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from torch import nn
 
-from correlearn.config import ConfigError, StrictModel
+from correlearn.config import ConfigError, StrictModel, overrides_of
 
 
 class FinetuneHParams(StrictModel):
@@ -89,6 +89,11 @@ RECIPES: dict[str, dict] = {
         "train_size": 160,
     },
 }
+
+
+#: ``hparams`` of ``eval_finetune``: overrides of the recipe's :class:`FinetuneHParams`, each key and
+#: value checked when the config is read.
+HParamOverrides = Annotated[dict[str, Any], AfterValidator(overrides_of(FinetuneHParams))]
 
 
 def recipe(name: str, backbone: str, overrides: dict) -> FinetuneHParams:

@@ -7,11 +7,11 @@ defaults), ``dino_vit`` DINO's, ``siammae_vit`` SiamMAE's as CropMAE evaluates i
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from correlearn.config import StrictModel
+from correlearn.config import StrictModel, overrides_of
 from correlearn.eval.windowed_propagation import Window
 
 ContextMode = Literal["queue", "vfs", "crw"]
@@ -90,3 +90,8 @@ class LabelPropConfig(StrictModel):
         if name not in PRESETS:
             raise ValueError(f"unknown label-propagation preset {name!r}; known: {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
+
+
+#: ``params`` of the propagation stages: overrides of the preset's :class:`LabelPropConfig`, each
+#: key and value checked when the config is read.
+LabelPropOverrides = Annotated[dict[str, Any], AfterValidator(overrides_of(LabelPropConfig))]

@@ -31,6 +31,7 @@ The settings and the published presets are :mod:`correlearn.eval.label_prop_conf
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -39,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from correlearn.eval.davis_folder import frame_files
 from correlearn.eval.davis_metrics import davis_palette, read_mask
 from correlearn.eval.features import FeatureFn, frame_to_tensor, resize_short_side, resized_shape
 from correlearn.eval.label_prop_config import ContextMode, LabelPropConfig
@@ -234,25 +236,46 @@ def write_davis_masks(
         im = Image.fromarray(np.asarray(mask, dtype=np.uint8))
         im.putpalette(palette)
         path = folder / (names[i] if names is not None else f"{i:05d}.png")
-        im.save(path)
+        # Through a temporary name: a kill mid-write leaves no truncated PNG for a resume to trust.
+        tmp = path.with_name(f".{path.name}.tmp")
+        im.save(tmp, format="PNG")
+        os.replace(tmp, path)
         paths.append(path)
     return paths
+
+
+def masks_read_back(folder: Path, n: int) -> bool:
+    """Whether ``folder`` holds ``n`` PNG masks that all decode (a resumable run's finished work)."""
+    pngs = sorted(folder.glob("*.png"))
+    if len(pngs) != n:
+        return False
+    try:
+        for p in pngs:
+            with Image.open(p) as im:
+                im.load()
+    except (OSError, SyntaxError):
+        return False
+    return True
 
 
 def load_davis_sequence(
     root: str | Path, seq: str, max_frames: int | None = None, resolution: str = "480p"
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
-    """Read ``root/JPEGImages/<res>/<seq>/*.jpg`` and the matching annotations.
+    """Read ``root/JPEGImages/<res>/<seq>/`` frames and the matching annotations.
+
+    Frames are the ``.jpg``, ``.jpeg`` and ``.png`` files of the folder (any case) in frame order;
+    each frame's annotation is ``Annotations/<res>/<seq>/<frame stem>.png``. Check the folder
+    first with :func:`correlearn.eval.davis_folder.check_davis`.
 
     Returns:
         RGB frames ``(H, W, 3)`` uint8, id maps ``(H, W)`` int64 (see :func:`read_mask`), and the
         PNG file names, for the first ``max_frames`` frames.
     """
     root = Path(root)
-    jpgs = sorted((root / "JPEGImages" / resolution / seq).glob("*.jpg"))[:max_frames]
-    if not jpgs:
+    files = frame_files(root / "JPEGImages" / resolution / seq)[0][:max_frames]
+    if not files:
         raise FileNotFoundError(f"no frames in {root / 'JPEGImages' / resolution / seq}")
-    frames = [np.array(Image.open(p).convert("RGB")) for p in jpgs]
-    names = [p.with_suffix(".png").name for p in jpgs]
+    frames = [np.array(Image.open(p).convert("RGB")) for p in files]
+    names = [f"{p.stem}.png" for p in files]
     masks = [read_mask(root / "Annotations" / resolution / seq / n) for n in names]
     return frames, masks, names

@@ -51,12 +51,14 @@ class TrackSequence:
         frames: image paths in frame order.
         boxes: (T, 4) ``x, y, w, h`` ground truth, as written in the file.
         cover: (T,) visible ratio 0..8 (GOT-10k ``cover.label``), None when absent.
+        labels: the annotation files read for it (they enter an evaluation's key with the frames).
     """
 
     name: str
     frames: list[Path]
     boxes: np.ndarray
     cover: np.ndarray | None = field(default=None)
+    labels: list[Path] = field(default_factory=list)
 
 
 def _natural(p: Path) -> list:
@@ -106,7 +108,7 @@ def read_otb(root: str | Path, sequences: list[str] | None = None) -> list[Track
                 raise DataError(
                     f"{ann}: {len(boxes)} boxes but {len(seq_frames)} frames in {d / 'img'}"
                 )
-            out.append(TrackSequence(name, seq_frames, boxes))
+            out.append(TrackSequence(name, seq_frames, boxes, labels=[ann]))
     return _select(out, sequences, root)
 
 
@@ -131,8 +133,10 @@ def read_got10k(
         if len(frames) != len(boxes):
             raise DataError(f"{ann}: {len(boxes)} boxes but {len(frames)} frames in {d}")
         cover_file = d / "cover.label"
-        cover = np.loadtxt(cover_file, ndmin=1) if cover_file.is_file() else None
-        out.append(TrackSequence(name, frames, boxes, cover))
+        has_cover = cover_file.is_file()
+        cover = np.loadtxt(cover_file, ndmin=1) if has_cover else None
+        labels = [ann, cover_file] if has_cover else [ann]
+        out.append(TrackSequence(name, frames, boxes, cover, labels))
     return _select(out, sequences, base)
 
 
@@ -144,7 +148,11 @@ def _select(seqs: list[TrackSequence], names: list[str] | None, root: Path) -> l
             raise DataError(f"{root}: unknown sequence(s) {missing}; have {sorted(by_name)}")
         seqs = [by_name[n] for n in names]
     if not seqs:
-        raise DataError(f"{root}: no annotated sequence found")
+        raise DataError(
+            f"{root}: no annotated sequence found; expected an OTB folder (<seq>/img/*.jpg, "
+            "<seq>/groundtruth_rect.txt) or a GOT-10k subset (list.txt, <seq>/*.jpg, "
+            "<seq>/groundtruth.txt)"
+        )
     return seqs
 
 

@@ -25,8 +25,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from correlearn.data.sources import DataError
 from correlearn.eval.features import FeatureFn
 from correlearn.eval.label_propagation import LabelPropConfig, propagate_sequence
+
+LAYOUT = "a VIP folder: Images/<video>/*.jpg, Category_ids/<video>/*.png, lists/<split>_videos.txt"
 
 IMAGE_SIZE = 560  # UVC --scale_size 560 560; SiamMAE Sec. 4.2
 CLASSES = (
@@ -40,7 +43,7 @@ def read_video_list(root: str | Path, split: str = "val") -> list[str]:
     """Video names of ``lists/<split>_videos.txt`` (the last path component of each line)."""
     path = Path(root) / "lists" / f"{split}_videos.txt"
     if not path.is_file():
-        raise FileNotFoundError(f"missing video list: {path}")
+        raise DataError(f"{path}: missing video list; expected {LAYOUT}")
     return [
         line.strip().rstrip("/").split("/")[-1]
         for line in path.read_text().splitlines()
@@ -53,7 +56,7 @@ def annotation_dir(root: str | Path) -> Path:
     for cand in (Path(root) / "Category_ids", Path(root) / "Annotations" / "Category_ids"):
         if cand.is_dir():
             return cand
-    raise FileNotFoundError(f"{root}: neither Category_ids nor Annotations/Category_ids exists")
+    raise DataError(f"{root}: neither Category_ids nor Annotations/Category_ids; expected {LAYOUT}")
 
 
 def load_video(
@@ -68,7 +71,7 @@ def load_video(
     root = Path(root)
     jpgs = sorted((root / "Images" / video).glob("*.jpg"))
     if not jpgs:
-        raise FileNotFoundError(f"no frames in {root / 'Images' / video}")
+        raise DataError(f"{root / 'Images' / video}: no frames; expected {LAYOUT}")
     ann = annotation_dir(root) / video
     names = [p.with_suffix(".png").name for p in jpgs]
     masks = [
@@ -76,7 +79,7 @@ def load_video(
         for n in names
     ]
     if masks[0] is None:
-        raise FileNotFoundError(f"first frame has no annotation: {ann / names[0]}")
+        raise DataError(f"{ann / names[0]}: missing; the first frame has no annotation")
     frames = [np.array(Image.open(p).convert("RGB")) for p in jpgs]
     return frames, masks, names
 

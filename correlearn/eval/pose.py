@@ -29,8 +29,14 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy.io import loadmat
 
+from correlearn.data.sources import DataError
 from correlearn.eval.features import FeatureFn, frame_to_tensor
 from correlearn.eval.label_propagation import LabelPropConfig, propagate_soft_labels
+
+LAYOUT = (
+    "a JHMDB folder: Rename_Images/<class>/<video>/*.png, "
+    "joint_positions/<class>/<video>/joint_positions.mat, splits/<class>_test_split<k>.txt"
+)
 
 IMAGE_SIZE = 320  # CRW --cropSize 320; SiamMAE Sec. 4.2 "320x320 images"
 SIGMA = 0.5  # CRW JhmdbSet(sigma=0.5)
@@ -49,7 +55,9 @@ def read_split(root: str | Path, split: int = 1, subset: str = "test") -> list[s
     """
     files = sorted((Path(root) / "splits").glob(f"*_test_split{split}.txt"))
     if not files:
-        raise FileNotFoundError(f"{Path(root) / 'splits'}: no *_test_split{split}.txt files")
+        raise DataError(
+            f"{Path(root) / 'splits'}: no *_test_split{split}.txt files; expected {LAYOUT}"
+        )
     want = {"train": "1", "test": "2"}[subset]
     videos = []
     for f in files:
@@ -75,10 +83,10 @@ def load_video(root: str | Path, video: str) -> tuple[list[np.ndarray], np.ndarr
     root = Path(root)
     pngs = sorted((root / "Rename_Images" / video).glob("*.png"))
     if not pngs:
-        raise FileNotFoundError(f"no frames in {root / 'Rename_Images' / video}")
+        raise DataError(f"{root / 'Rename_Images' / video}: no frames; expected {LAYOUT}")
     mat = root / "joint_positions" / video / "joint_positions.mat"
     if not mat.is_file():
-        raise FileNotFoundError(f"missing joints: {mat}")
+        raise DataError(f"{mat}: missing joints; expected {LAYOUT}")
     pos = np.asarray(loadmat(mat)["pos_img"], dtype=np.float64)
     if pos.ndim != 3 or pos.shape[0] != 2:
         raise ValueError(f"{mat}: pos_img has shape {pos.shape}, expected (2, J, T)")

@@ -86,8 +86,12 @@ def labelled_images(
     return items, labels
 
 
-def split_labels(labels: np.ndarray, cfg: ProbeDataConfig) -> tuple[np.ndarray, np.ndarray]:
+def split_labels(
+    labels: np.ndarray, cfg: ProbeDataConfig, names: dict[int, str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Sorted train and test rows: per label ``test_fraction`` of its images (at least 1) test.
+
+    ``names`` (label -> class folder or sequence) names a label in the error message.
 
     Raises:
         DataError: a label has too few images to give both splits one.
@@ -100,7 +104,8 @@ def split_labels(labels: np.ndarray, cfg: ProbeDataConfig) -> tuple[np.ndarray, 
             idx = rng.permutation(idx)
         n_test = max(1, int(round(len(idx) * cfg.test_fraction)))
         if len(idx) - n_test < 1:
-            raise DataError(f"label {c} has {len(idx)} image(s): too few to split")
+            name = (names or {}).get(int(c), f"label {c}")
+            raise DataError(f"class {name!r} has {len(idx)} image(s): too few to split")
         train.extend(idx[: len(idx) - n_test])
         test.extend(idx[len(idx) - n_test :])
     return np.array(sorted(train)), np.array(sorted(test))
@@ -136,7 +141,8 @@ def probe_features(ctx: StageContext, cfg: ProbeDataConfig) -> dict[str, torch.T
         except OSError as exc:
             ctx.skip(it.path, f"unreadable image: {exc}")
     labels = labels[keep]
-    train, test = split_labels(labels, cfg)
+    names = {int(labels[j]): items[i].key.split("/")[0] for j, i in enumerate(keep)}
+    train, test = split_labels(labels, cfg, names)
     backbone = load_backbone(ctx.input_path("checkpoint"))
     feats = extract_features(backbone, images, device=resolve_device(cfg.device))
     ctx.count("train_images", len(train))

@@ -32,7 +32,10 @@ from sklearn.svm import LinearSVC
 from torch import nn
 from tqdm import tqdm
 
+from correlearn.data.sources import DataError
 from correlearn.eval.features import autocast_for, frame_to_tensor
+
+LAYOUT = "a VOC2007 folder: JPEGImages/*.jpg and ImageSets/Main/<class>_<split>.txt"
 
 COSTS = (1.0, 10.0, 100.0, *(0.5**k for k in range(4, 20)))
 LOW_SHOT_K = (1, 2, 4, 8, 16, 32, 64, 96)
@@ -45,7 +48,7 @@ def voc07_root(root: str | Path) -> Path:
     for cand in (root, root / "VOCdevkit" / "VOC2007", root / "VOC2007"):
         if (cand / "ImageSets" / "Main").is_dir():
             return cand
-    raise FileNotFoundError(f"{root}: no ImageSets/Main (nor under VOCdevkit/VOC2007)")
+    raise DataError(f"{root}: no ImageSets/Main (nor under VOCdevkit/VOC2007); expected {LAYOUT}")
 
 
 def read_voc07(root: str | Path, split: str) -> tuple[list[Path], np.ndarray, list[str]]:
@@ -64,7 +67,9 @@ def read_voc07(root: str | Path, split: str) -> tuple[list[Path], np.ndarray, li
         p for p in (voc / "ImageSets" / "Main").glob(f"*_{split}.txt") if p.stem.count("_") == 1
     )
     if not files:
-        raise FileNotFoundError(f"{voc / 'ImageSets' / 'Main'}: no <class>_{split}.txt files")
+        raise DataError(
+            f"{voc / 'ImageSets' / 'Main'}: no <class>_{split}.txt files; expected {LAYOUT}"
+        )
     labels: dict[str, np.ndarray] = {}
     for c, f in enumerate(files):
         for n, line in enumerate(f.read_text().splitlines(), 1):
@@ -134,12 +139,12 @@ def image_features(
         what: the progress bar's label (``trainval``).
 
     Raises:
-        FileNotFoundError: an image is missing.
+        DataError: an image is missing.
     """
     feats = []
     for p in tqdm(paths, f"features ({what})", disable=None):
         if not p.is_file():
-            raise FileNotFoundError(f"missing image: {p}")
+            raise DataError(f"{p}: missing image; expected {LAYOUT}")
         feats.append(pooled_features(backbone, load_image(p, short_side, size), layer))
     return normalize_features(np.stack(feats).astype(np.float64))
 

@@ -27,7 +27,7 @@ from correlearn.data.augment import BYOL_VIEW1, BYOL_VIEW2, ViewAug, augment_vie
 from correlearn.data.augment import normalize as normalize_img
 from correlearn.losses.byol import byol_loss
 from correlearn.methods.base import Method
-from correlearn.models import build_backbone
+from correlearn.models import BackboneName, build_backbone
 from correlearn.models.heads import mlp
 from correlearn.pretext.metrics import retrieval_chance, two_view_retrieval
 from correlearn.train.config import OptimConfig
@@ -54,13 +54,13 @@ def byol_sgd() -> OptimConfig:
 class BYOLConfig(StrictModel):
     """BYOL method config; defaults are ORL stage 1 (ORL Sec. 3.2, BYOL Sec. 3.3 and Table 6)."""
 
-    backbone: str = "resnet50"
+    backbone: BackboneName = "resnet50"
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     proj_hidden_dim: int = 4096
     proj_dim: int = 256
     pred_hidden_dim: int = 4096
     base_tau: float = 0.99
-    image_size: int = 224
+    image_size: int = Field(224, ge=16)
     view1: ViewAug = Field(default_factory=lambda: BYOL_VIEW1.model_copy())
     view2: ViewAug = Field(default_factory=lambda: BYOL_VIEW2.model_copy())
     # Not in the papers: speed switches of the data path (README, Benchmarks). "reduced" decodes a

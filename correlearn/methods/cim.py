@@ -25,7 +25,7 @@ from correlearn.data.cim_pairs import CIMPairConfig
 from correlearn.losses.cim import correlation_loss, map_iou
 from correlearn.methods.base import Method
 from correlearn.methods.cim_decoder import CorrelationDecoder
-from correlearn.models import ViT, build_backbone
+from correlearn.models import BackboneName, ViT, build_backbone
 from correlearn.pretext.metrics import centre_prior, peak_in_box, thresholded_iou
 from correlearn.train.ema import ema_update
 
@@ -61,7 +61,7 @@ class CIMConfig(StrictModel):
         pair: exemplar-context pair generation.
     """
 
-    backbone: str = "vit_base_patch16"
+    backbone: BackboneName = "vit_base_patch16"
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     base_tau: float = Field(0.99, ge=0.0, le=1.0)
     bootstrap: Literal["online_exemplar_target_context", "shared", "reverse"] = (

@@ -35,7 +35,7 @@ from correlearn.losses.byol import symmetric_byol_loss
 from correlearn.methods.base import Method
 from correlearn.methods.byol import heldout_groups, view_pair_grid
 from correlearn.methods.orl_rois import RoIPairIndex, roi_patch
-from correlearn.models import build_backbone
+from correlearn.models import BackboneName, build_backbone
 from correlearn.models.heads import mlp
 from correlearn.pretext.metrics import retrieval_chance, two_view_retrieval
 
@@ -57,7 +57,7 @@ class ORLConfig(StrictModel):
         jitter_mode: ``clip`` (clip to the image) or ``reject`` (reference ``aug_bbox``).
     """
 
-    backbone: str = "resnet50"
+    backbone: BackboneName = "resnet50"
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     proj_hidden_dim: int = 4096
     proj_dim: int = 256
@@ -67,7 +67,7 @@ class ORLConfig(StrictModel):
     weight_image: float = 1.0
     weight_intra: float = 1.0
     weight_inter: float = 1.0
-    image_size: int = 224
+    image_size: int = Field(224, ge=16)
     roi_size: int = 96
     jitter_shift: float = 0.5
     jitter_area: tuple[float, float] = (0.5, 2.0)

@@ -34,7 +34,7 @@ from correlearn.data.augment import normalize as normalize_img
 from correlearn.data.frame_index import FrameSampler
 from correlearn.losses.mae import masked_mse, norm_pix
 from correlearn.methods.base import Method
-from correlearn.models import ViT, build_backbone, sincos_2d
+from correlearn.models import BackboneName, ViT, build_backbone, sincos_2d
 from correlearn.models.patches import patchify, random_masking, unpatchify
 from correlearn.pretext.metrics import mean_patch_prediction
 
@@ -42,7 +42,7 @@ from correlearn.pretext.metrics import mean_patch_prediction
 class SiamMAEConfig(StrictModel):
     """SiamMAE defaults (paper Sec. 4.1, Tables 2-4; decoder sizes from MAE, App. A)."""
 
-    backbone: str = "vit_small_patch16"
+    backbone: BackboneName = "vit_small_patch16"
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     # Encoder position table: MAE's fixed 2-D sin-cos (models_mae.py, requires_grad=False), which
     # SiamMAE inherits; "learned" is timm's trainable table. The decoder's is always sin-cos.

@@ -37,7 +37,7 @@ from correlearn.data.frame_index import FrameSampler
 from correlearn.losses.moco import moco_pair_loss
 from correlearn.losses.simsiam import simsiam_pair_loss
 from correlearn.methods.base import Method
-from correlearn.models import build_backbone
+from correlearn.models import BackboneName, build_backbone
 from correlearn.models.heads import mlp, simsiam_predictor, simsiam_projector
 from correlearn.pretext.metrics import two_view_retrieval
 from correlearn.train.schedules import ema_tau
@@ -46,7 +46,7 @@ from correlearn.train.schedules import ema_tau
 class VFSConfig(StrictModel):
     """VFS defaults: R18, distant n = 8, halves, no colour aug, no negatives (paper Sec. 4.1)."""
 
-    backbone: str = "resnet18"
+    backbone: BackboneName = "resnet18"
     backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
     # None -> the backbone width: R18 512 (ref code projector 512-512-512, predictor 512-128-512),
     # R50 2048 (2048-2048-2048, 2048-512-2048); the predictor bottleneck is a quarter of it.

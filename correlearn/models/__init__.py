@@ -9,7 +9,9 @@ Every backbone has ``out_dim``, ``forward`` (pooled), ``dense``, ``dense_stride`
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
+from pydantic import AfterValidator
 from torch import nn
 
 from correlearn.models.pos_embed import sincos_2d
@@ -35,6 +37,16 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def _registered(name: str) -> str:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
+    return name
+
+
+#: A config field naming a backbone: an unknown name is an error when the config is read.
+BackboneName = Annotated[str, AfterValidator(_registered)]
+
+
 def build_backbone(name: str, **kwargs) -> nn.Module:
     """Build a randomly initialised backbone by registry name.
 
@@ -57,4 +69,4 @@ def build_backbone(name: str, **kwargs) -> nn.Module:
     return ctor(**kwargs)
 
 
-__all__ = ["BACKBONES", "ResNet", "ViT", "build_backbone", "sincos_2d"]
+__all__ = ["BACKBONES", "BackboneName", "ResNet", "ViT", "build_backbone", "sincos_2d"]

@@ -62,6 +62,13 @@ def load_backbone(folder: str | Path, **kwargs_override: Any) -> nn.Module:
         raise BackboneLoadError(f"{path} is missing") from None
     except Exception as exc:  # noqa: BLE001 - torch raises several types for a bad file
         raise BackboneLoadError(f"{path}: cannot load ({exc})") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        # Such weights propagate NaN and score 0 everywhere: refuse them rather than score them.
+        raise BackboneLoadError(
+            f"{path}: {len(bad)} of {len(state)} tensors hold NaN or Inf (first: {bad[0]}); "
+            "the weights are unusable"
+        )
     inner = backbone.net if hasattr(backbone, "net") else backbone.model
     missing, unexpected = inner.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("fc.", "head."))]

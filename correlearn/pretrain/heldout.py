@@ -121,6 +121,9 @@ def check_disjoint(heldout: TrainingData, training_keys: list[str], where: str) 
         )
 
 
+INIT_FILE = "pretext_init.json"  # beside the curve: the inits' scores, computed once
+
+
 @dataclass
 class HeldoutEval:
     """Fixed held-out batches and the scores of a method on them.
@@ -180,12 +183,7 @@ class HeldoutEval:
     def report(self, method: nn.Module, build: Callable[[], nn.Module], cfg: Any, step: int):
         """The manifest's ``pretext``: learned at ``step``, the inits and the trivial predictors."""
         learned = self.log_step(method, step, None)
-        inits = {}
-        for seed in cfg.val.init_seeds:
-            with isolated_rng():
-                seed_everything(seed)
-                init = build().to(next(method.parameters()).device)
-            inits[str(seed)] = self.score(init)
+        inits = self._init_scores(build, cfg.val.init_seeds, next(method.parameters()).device)
         with torch.no_grad():
             trivial = method.pretext_baselines(self._on(method))
         return {
@@ -199,6 +197,26 @@ class HeldoutEval:
             "trivial": {k: {m: float(v) for m, v in s.items()} for k, s in trivial.items()},
             "curve": [{"step": s, **v} for s, v in self.curve],
         }
+
+    def _init_scores(self, build: Callable[[], nn.Module], seeds: list[int], device) -> dict:
+        """The untrained init's scores per seed, kept beside the curve.
+
+        Every budget call of one schedule (one key: the same config and held-out set) reuses
+        them instead of rebuilding and rescoring the init.
+        """
+        cache = self.path.with_name(INIT_FILE) if self.path is not None else None
+        done = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
+        inits = {}
+        for seed in seeds:
+            if str(seed) not in done:
+                with isolated_rng():
+                    seed_everything(seed)
+                    init = build().to(device)
+                done[str(seed)] = self.score(init)
+                if cache is not None:
+                    write_json_atomic(cache, done)
+            inits[str(seed)] = done[str(seed)]
+        return inits
 
 
 def _items(batches: list[dict[str, torch.Tensor]]) -> int:

@@ -125,7 +125,7 @@ class TrainConfig(StrictModel):
     epochs: int = Field(100, ge=1)
     steps_per_epoch: int | None = Field(None, ge=1)
     # Budgets stop a run early on the full schedule: not in the key (correlearn.budgets).
-    max_steps: int | None = Field(None, ge=0, json_schema_extra=BUDGET_STEPS)
+    max_steps: int | None = Field(None, ge=1, json_schema_extra=BUDGET_STEPS)
     max_minutes: float | None = Field(None, gt=0.0, json_schema_extra=BUDGET_TIME)
     seed: int = Field(0, ge=0, le=SEED_MAX)
     device: str = Field("auto", pattern=DEVICE_PATTERN)

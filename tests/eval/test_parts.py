@@ -5,6 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
+from correlearn.data.sources import DataError
 from correlearn.eval.parts import fast_hist, load_video, miou, read_video_list, score_video
 from tests.eval.fixtures import HAIR, LEFT_LEG, RIGHT_LEG, UPPER, make_vip
 
@@ -57,7 +58,7 @@ def test_reader_on_vip_layout(tmp_path):
     shutil.move(tmp_path / "Category_ids", tmp_path / "Annotations" / "Category_ids")
     assert load_video(tmp_path, "bear")[1][0] is not None
     (tmp_path / "Annotations" / "Category_ids" / "bear" / "000000000001.png").unlink()
-    with pytest.raises(FileNotFoundError, match="first frame has no annotation"):
+    with pytest.raises(DataError, match="first frame has no annotation"):
         load_video(tmp_path, "bear")
-    with pytest.raises(FileNotFoundError, match="test_videos.txt"):
+    with pytest.raises(DataError, match="test_videos.txt"):
         read_video_list(tmp_path, "test")

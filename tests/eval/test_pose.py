@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from correlearn.data.sources import DataError
 from correlearn.eval.features import IMAGENET_MEAN, IMAGENET_STD
 from correlearn.eval.label_propagation import LabelPropConfig
 from correlearn.eval.pose import (
@@ -123,7 +124,7 @@ def test_reader_on_jhmdb_layout(tmp_path):
     frames, joints = load_video(tmp_path, "walk/dog-agility")
     assert len(frames) == 5 and frames[0].shape == (48, 64, 3)
     np.testing.assert_allclose(joints, truth["walk/dog-agility"])  # 1-based in the .mat
-    with pytest.raises(FileNotFoundError, match="split2"):
+    with pytest.raises(DataError, match="split2"):
         read_split(tmp_path, split=2)
     (tmp_path / "splits" / "walk_test_split1.txt").write_text("dog-agility.avi\n")
     with pytest.raises(ValueError, match="walk_test_split1.txt: line 1"):

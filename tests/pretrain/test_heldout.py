@@ -237,3 +237,28 @@ def test_evaluation_cadence(tmp_path):
     steps.clear()
     _fit(tmp_path / "ends", (lambda m, step: steps.append(step), None))
     assert steps == [0, 4]
+
+
+def test_the_inits_are_scored_once_per_schedule(tmp_path):
+    """A later budget call of the same schedule reads the inits' scores instead of rebuilding."""
+    from types import SimpleNamespace
+
+    from correlearn.methods.byol import BYOL
+
+    built = []
+
+    def build():
+        built.append(1)
+        return BYOL(_byol_cfg())
+
+    cfg = SimpleNamespace(val=SimpleNamespace(init_seeds=[0, 1], dataset="held"))
+    first = _heldout_eval().resume(tmp_path / "curve.json", 0)
+    model = BYOL(_byol_cfg())
+    a = first.report(model, build, cfg, 2)
+    assert len(built) == 2
+    again = _heldout_eval().resume(tmp_path / "curve.json", 2)
+    b = again.report(model, build, cfg, 4)
+    assert len(built) == 2 and b["init"] == a["init"]
+    cfg.val.init_seeds = [0, 1, 2]  # a new seed is scored, the others are reused
+    again.report(model, build, cfg, 4)
+    assert len(built) == 3

@@ -74,3 +74,12 @@ def test_a_vit_takes_the_mae_recipe_and_its_artifact_loads_as_a_checkpoint(pipe)
     finally:
         pipe.raw["init_random"] = {"backbone": "resnet_test"}
         pipe.raw["eval_finetune"]["max_steps"] = 3
+
+
+def test_a_batch_larger_than_the_training_set_is_one_line(pipe):
+    pipe.raw["eval_finetune"]["hparams"]["batch_size"] = 2048  # the recipes' batch
+    try:
+        with pytest.raises(ConfigError, match=r"batch_size: 2048 is larger than the 24 training"):
+            pipe.run_stage("eval_finetune", inputs={"checkpoint": pipe.run_stage("init_random")})
+    finally:
+        pipe.raw["eval_finetune"]["hparams"]["batch_size"] = 4
