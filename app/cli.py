@@ -172,7 +172,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished artifacts are kept; re-run to continue", file=sys.stderr)
+        if argv is None:  # the console script, not a caller that goes on running
+            exit_within(SHUTDOWN_GRACE_S, 130)
         return 130
+
+
+SHUTDOWN_GRACE_S = 30.0
+
+
+def exit_within(seconds: float, code: int) -> None:
+    """Make sure the process ends ``seconds`` from now even if a thread would keep it alive.
+
+    After a signal, interpreter shutdown joins every non-daemon thread (a Prefect task runner's,
+    a worker pool's) and can wait on one for minutes; checkpoints and artifacts are written
+    atomically before this point, so ending the process then loses nothing.
+    """
+
+    def force() -> None:
+        sys.stderr.flush()
+        os._exit(code)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()
 
 
 if __name__ == "__main__":

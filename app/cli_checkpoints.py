@@ -36,7 +36,7 @@ PRESET_PROTOCOLS = ("davis", "pose", "parts")
 HEAD_STAGE = "train_siamfc_head"
 PRESETS = ("auto", "vfs_resnet", "dino_vit", "siammae_vit")
 # Kept literal so that building the parser imports no torch; tests check it equals FORMATS.
-FORMAT_NAMES = ("dino", "cim", "vfs", "openselfsup", "mae", "torchvision", "timm")
+FORMAT_NAMES = ("dino", "cim", "vfs", "moco", "openselfsup", "mae", "torchvision", "timm")
 
 
 def _pipeline(config: str | None, sections: dict[str, Any], sets: list[str], scope: str | None):

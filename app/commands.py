@@ -189,17 +189,21 @@ def gc(args: argparse.Namespace) -> int:
     plan = plan_gc(store, Tracker(ws), args.keep_runs, args.stale_hours)
     verb = "would remove" if args.dry_run else "removed"
     removed = set() if args.dry_run else set(run_gc(store, plan))
+    held = []
     for a in plan.artifacts:
         ref = f"{a['stage']}/{a['key']}"
         gone = args.dry_run or ref in removed
+        held += [] if gone else [a]
         note = "" if gone else "  (kept: in use by a running stage)"
         print(f"{verb if gone else 'kept'} {ref}  {human_bytes(a['bytes'])}{note}")
     for s in plan.stale:
         print(f"{verb} stale {s['kind']} {s['path']}  ({s['age_hours']} h old)")
+    freed = plan.bytes - sum(a["bytes"] for a in held)
+    in_use = f", {len(held)} in use by a running stage" if held else ""
     print(
-        f"{len(plan.artifacts)} artifact(s) and {len(plan.stale)} stale item(s), "
-        f"{human_bytes(plan.bytes)}; {plan.kept} artifact(s) kept, referenced by the last "
-        f"{len(plan.runs)} flow run(s)"
+        f"{len(plan.artifacts) - len(held)} artifact(s) and {len(plan.stale)} stale item(s), "
+        f"{human_bytes(freed)}; {plan.kept + len(held)} artifact(s) kept (referenced by the last "
+        f"{len(plan.runs)} flow run(s){in_use})"
     )
     if plan.note:
         print(f"note: {plan.note}")

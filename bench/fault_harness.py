@@ -7,13 +7,14 @@ lost, and whether the error named the file or key at fault.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,3 +128,40 @@ def ckpt_step(home: Path) -> int:
 
 def row(what: str, code, survived: bool, kept: bool, named: bool | None) -> dict:
     return {"what": what, "code": code, "survived": survived, "kept": kept, "named": named}
+
+
+def record_flow_run(home: Path) -> None:
+    """Record one flow run that used nothing in this workspace, so gc has something to keep."""
+    code = (
+        "from correlearn.tracking import Tracker; from correlearn.workspace import get_workspace\n"
+        "import json, pathlib, tempfile\n"
+        "t = Tracker(get_workspace()); r = t.start('byol', tags={'flow': 'byol'})\n"
+        "p = pathlib.Path(tempfile.mkdtemp()) / 'flow_result.json'\n"
+        "p.write_text(json.dumps({'flow': 'byol', 'stages': [{'stage': 'x', 'key': 'y'}]}))\n"
+        "t.log_artifact(r, p); t.end(r)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env(home), cwd=REPO, check=True)
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[bool]:
+    """Mount a ``size`` tmpfs on ``folder`` (made here) for the block; yields False when it cannot
+    (not root, or no mount), so the case reports itself skipped."""
+    folder.mkdir()
+    if os.geteuid() != 0:
+        yield False
+        return
+    mnt = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                         capture_output=True, text=True)  # fmt: skip
+    if mnt.returncode != 0:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def skipped(what: str) -> dict:
+    """The row of a case this machine cannot run (a tmpfs needs root)."""
+    return row(f"{what} (needs root for a tmpfs)", "-", True, True, None) | {"skip": True}

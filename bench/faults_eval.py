@@ -6,10 +6,10 @@ Each case runs the real CLI in a fresh workspace, as the other cases do (``bench
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from fault_harness import (
     DAVIS,
+    REPO,
     case,
     ckpt_step,
     clean,
@@ -24,7 +25,9 @@ from fault_harness import (
     manifests,
     one_error,
     row,
+    skipped,
     spawn,
+    tmpfs,
     train_args,
     wait_for,
 )
@@ -195,43 +198,27 @@ def nested_settings(home: Path) -> dict:
 
 @case
 def export_onto_a_full_disk(home: Path) -> dict:
-    if os.geteuid() != 0:
-        return row("export onto a full disk (needs root for a tmpfs)", "-", True, True, None) | {
-            "skip": True}  # fmt: skip
     small = home.parent / "small"
-    small.mkdir()
-    mnt = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)],
-                         capture_output=True, text=True)  # fmt: skip
-    if mnt.returncode != 0:
-        return row("export onto a full disk: mount failed", "-", True, True, None) | {"skip": True}
-    try:
+    with tmpfs(small, "2m") as mounted:
+        if not mounted:
+            return skipped("export onto a full disk")
         old = small / "model.pth"
         old.write_bytes(b"the old export" * 1000)
         before = old.read_bytes()
         imp = cli(home, "import", str(weights(home.parent / "r18.pt")), "--json")
         key = json.loads(imp.stdout.strip().splitlines()[-1])["key"]
         p = cli(home, "export", key, "--format", "torchvision", "--out", str(old), "--overwrite")
-        kept = old.read_bytes() == before and sorted(x.name for x in small.iterdir()) == [
-            "model.pth"
-        ]
+        kept = old.read_bytes() == before and [x.name for x in small.iterdir()] == ["model.pth"]
         return row("export 45 MB over an existing file on a 2 MiB tmpfs", p.returncode,
                    clean(p, (2,)), kept, one_error(p, "No space left on device"))  # fmt: skip
-    finally:
-        subprocess.run(["umount", str(small)], check=False)
 
 
 @case
 def read_only_workspace(home: Path) -> dict:
-    if os.geteuid() != 0:
-        return row("a read-only workspace (needs root for a tmpfs)", "-", True, True, None) | {
-            "skip": True}  # fmt: skip
     ro = home.parent / "ro"
-    ro.mkdir()
-    mnt = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(ro)],
-                         capture_output=True, text=True)  # fmt: skip
-    if mnt.returncode != 0:
-        return row("a read-only workspace: mount failed", "-", True, True, None) | {"skip": True}
-    try:
+    with tmpfs(ro, "64m") as mounted:
+        if not mounted:
+            return skipped("a read-only workspace")
         shutil.copytree(home, ro / "home", symlinks=True)
         subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
         status = cli(ro / "home", "status")
@@ -242,8 +229,6 @@ def read_only_workspace(home: Path) -> dict:
                    f"{status.returncode},{dry.returncode},{ev.returncode}",
                    clean(status) and clean(dry) and clean(ev, (2,)), "image_shards" in status.stdout,
                    one_error(ev, "Read-only file system"))  # fmt: skip
-    finally:
-        subprocess.run(["umount", str(ro)], check=False)
 
 
 @case
@@ -253,3 +238,53 @@ def workspace_is_a_file(home: Path) -> dict:
     p = cli(f, "status")
     return row("CORRELEARN_HOME pointing at a file", p.returncode, clean(p, (2,)), f.read_text() == "x",
                one_error(p, f"CORRELEARN_HOME={f}: not a folder"))  # fmt: skip
+
+
+def _flow_config(home: Path) -> Path:
+    """The demo's config with its datasets at absolute paths, beside the case's workspace."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "data_specs" / "demo.yaml").read_text())
+    for spec in raw["datasets"].values():
+        spec["root"] = str((REPO / "data_specs" / spec["root"]).resolve())
+    cfg = home.parent / "flow.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    return cfg
+
+
+def _signal_in_flow(home: Path, stage: str, sets: list[str]) -> tuple[int | None, float, bool]:
+    """``flow run orl``; SIGTERM once ``stage`` trains; (exit code, seconds to exit, traceback)."""
+    args = ["flow", "run", "orl", "--config", str(_flow_config(home))]
+    for s in sets:
+        args += ["--set", s]
+    proc = spawn(home, *args)
+    side = home / "artifacts" / stage
+    started = wait_for(lambda: any(side.glob(".partial-*/train/last.pt.json")), timeout=900)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out = proc.communicate(timeout=180)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out = proc.communicate()[0]
+    return (proc.returncode if started else None), time.monotonic() - t0, "Traceback" in out
+
+
+@case
+def signals_inside_a_flow(home: Path) -> dict:
+    long = ["train.max_steps=400", "train.epochs=400", "train.ckpt_every=2", "val.dataset=null"]
+    runs = {
+        "pretrain_image": [f"pretrain_image.{s}" for s in long],
+        "pretrain_object": ["pretrain_image.train.max_steps=4", "pretrain_image.val.dataset=null"]
+        + [f"pretrain_object.{s}" for s in long],
+    }
+    results = {}
+    for i, (stage, sets) in enumerate(runs.items()):
+        ws = home.parent / f"flow{i}" / "home"
+        shutil.copytree(home, ws, symlinks=True)
+        results[stage] = _signal_in_flow(ws, stage, sets)
+    codes = ",".join(str(c) for c, _, _ in results.values())
+    secs = ", ".join(f"{s} {t:.0f} s" for s, (_, t, _) in results.items())
+    ok = all(c == 130 and t < 60 and not tb for c, t, tb in results.values())
+    return row(f"SIGTERM to `flow run orl` in each training stage (exit after: {secs})", codes,
+               ok, ok, None)  # fmt: skip

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from correlearn.config import StrictModel
 from correlearn.data.fingerprint import fingerprint, get_dataset
 from correlearn.data.sources import DatasetSpec, resolve_root
-from correlearn.eval.davis_folder import check_davis
+from correlearn.eval.davis_folder import check_davis, sequence_list
 from correlearn.eval.davis_metrics import evaluate_dataset
 from correlearn.eval.dense_setup import Preset, dense_setup
 from correlearn.eval.label_prop_config import LabelPropOverrides
@@ -58,9 +58,16 @@ class EvalLabelPropConfig(StrictModel):
 
 def _resolve(cfg: EvalLabelPropConfig, pipe) -> dict:
     spec = get_dataset(pipe, cfg.dataset)
+    root = resolve_root(spec, pipe.base_dir)
+    listed = sequence_list(root) if spec.sequences is None else None
+    if listed is not None:  # the official val list; an explicit `sequences` wins
+        spec = spec.model_copy(update={"sequences": listed[0]})
     # Checked here, before the stage's folder and run exist: a bad folder is one error line.
-    check_davis(resolve_root(spec, pipe.base_dir), spec.sequences, cfg.max_frames)
-    return {"source": fingerprint(spec, pipe.base_dir, videos=True)}
+    check_davis(root, spec.sequences, cfg.max_frames)
+    source = fingerprint(spec, pipe.base_dir, videos=True)
+    if listed is not None:
+        source["sequence_list"] = str(listed[1].relative_to(root))
+    return {"source": source}
 
 
 def run(ctx: StageContext) -> dict:
@@ -73,6 +80,8 @@ def run(ctx: StageContext) -> dict:
     data = DatasetSpec.model_validate(ctx.resolved["source"]["dataset"])
     root = resolve_root(data, ctx.base_dir)
     checked = check_davis(root, data.sequences, cfg.max_frames)
+    listed = ctx.resolved["source"].get("sequence_list")
+    ctx.info(f"scoring {len(checked)} sequences ({listed or 'the given list or every folder'})")
     for stray in (p for s in checked for p in s.stray):
         ctx.skip(str(stray), "not a frame (.jpg, .jpeg, .png)")
     seqs = [s.name for s in checked]

@@ -15,6 +15,7 @@ from correlearn.eval import otb
 from correlearn.eval.eval_datasets import EvalDatasetSpec, resolve_source, source_of
 from correlearn.eval.siamfc_head_fit import (
     TrainSiamFCHeadConfig,
+    default_out_scale,
     fit_head,
     total_steps,
     usable_sequences,
@@ -65,7 +66,8 @@ def run(ctx: StageContext) -> dict:
         res5_features(backbone), in_ch, meta["total_stride"], usable, cfg, device, log
     )
     info = {"in_channels": in_ch, "channels": cfg.channels or in_ch, "convs": True}
-    info.update(out_scale=cfg.out_scale, exemplar_size=cfg.exemplar_size, steps=total)
+    scale = cfg.out_scale or default_out_scale(in_ch)
+    info.update(out_scale=scale, exemplar_size=cfg.exemplar_size, steps=total)
     write_head(head, info, ctx.out_dir)
     link_backbone(ctx.input_path("checkpoint"), ctx.out_dir)
     plot_loss_curve(history, ctx.out_dir / "loss.png", "SiamFC head")

@@ -164,3 +164,19 @@ def test_prefect_failed_to_reach_api_mid_run_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(commands, "stage_list", fails)
     code, err = _main(capsys, "stage", "list")
     assert (code, err) == (2, "error: Failed to reach API at http://127.0.0.1:4200/api/\n")
+
+
+def test_an_interrupted_process_ends_even_when_a_thread_would_keep_it_alive():
+    """Shutdown after a signal joins non-daemon threads; the CLI bounds that wait."""
+    import time
+
+    code = (
+        "import threading, time\n"
+        "from app.cli import exit_within\n"
+        "threading.Thread(target=time.sleep, args=(120,)).start()\n"
+        "exit_within(1.0, 130)\n"
+    )
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       cwd=REPO)  # fmt: skip
+    assert p.returncode == 130 and time.monotonic() - t0 < 30, p.stderr

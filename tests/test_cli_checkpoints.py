@@ -68,9 +68,11 @@ def test_import_is_content_addressed_and_export_reimports(env, cli):
     assert rc == rc2 == 0 and a["key"] == b["key"] and b["cache_hit"] is True
     rc, out, err = cli("export", a["key"][:8], "--format", "vfs", "--out", tmp / "vfs.pth")
     assert rc == 0, err
-    assert "backbone.conv1.conv.weight" in torch.load(tmp / "vfs.pth")["state_dict"]
+    exported = torch.load(tmp / "vfs.pth")  # VFS's pretrained layout: torchvision names
+    assert set(exported) == {"state_dict", "meta"} and "conv1.weight" in exported["state_dict"]
     rc, out, _ = cli("import", tmp / "vfs.pth", "--json")
     assert _last_json(out)["format"] == "vfs" and "format: vfs (detected)" in out
+    assert "formats vfs and openselfsup both fit this file; chose vfs" in out
 
 
 def test_stage_run_takes_an_input_artifact(env, cli):

@@ -60,3 +60,19 @@ def test_a_flow_of_flows_uses_the_stages_of_its_flows():
     inner = FlowRun("byol", [StageRun("pretrain_image", B, "/b", False)])
     demo = FlowRun("demo", [StageRun("image_shards", A, "/a", True)], flows=[inner])
     assert used_artifacts(demo) == {("image_shards", A), ("pretrain_image", B)}
+
+
+def test_an_artifact_in_use_is_counted_as_kept_not_removed(ws, capsys):
+    from correlearn.artifact_ref import ArtifactRef
+
+    ref = ArtifactRef("pretrain_image", D, str(ws.store.path("pretrain_image", D)))
+    with ws.store.hold({"checkpoint": ref}):  # a running stage reads D
+        assert cli.main(["gc", "--keep-runs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"kept pretrain_image/{D}" in out and D in _keys(ws.store)
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("1 artifact(s) and 2 stale item(s)"), summary
+    assert (
+        "3 artifact(s) kept (referenced by the last 1 flow run(s), 1 in use by a running stage)"
+        in summary
+    )

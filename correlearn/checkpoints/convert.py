@@ -21,7 +21,7 @@ from correlearn.checkpoints.arch import (
     load_covering,
 )
 from correlearn.checkpoints.files import CheckpointError, load_checkpoint_file
-from correlearn.checkpoints.formats import detect_format, get_format
+from correlearn.checkpoints.formats import detect_format, fitting_formats, get_format
 
 
 @dataclass
@@ -103,6 +103,12 @@ def import_file(
                 "the weights are unusable"
             )
         notes = [n for n in [add_cls_pos_slot(ex.state)] if n]
+        fits = [g.name for g in fitting_formats(obj)] if fmt == "auto" else []
+        if len(fits) > 1:  # e.g. torchvision names in {"state_dict", "meta"}: vfs and openselfsup
+            notes.append(
+                f"formats {' and '.join(fits)} both fit this file; chose {f.name} "
+                "(pass --format to choose another)"
+            )
         if arch_family(ex.state) not in f.archs:
             raise CheckpointError(f"format {f.name} holds {'/'.join(f.archs)} backbones only")
         name, kwargs = (backbone, {}) if backbone else infer_backbone(ex.state)

@@ -36,6 +36,24 @@ class DavisSequence:
     stray: list[Path] = field(default_factory=list)
 
 
+#: The official sequence lists, first found wins (DAVIS 2017 trainval ships both).
+SEQUENCE_LISTS = ("ImageSets/2017/val.txt", "ImageSets/2016/val.txt")
+
+
+def sequence_list(root: Path) -> tuple[list[str], Path] | None:
+    """``(sequences, list file)`` of the first official val list under ``root``, else None.
+
+    DAVIS evaluates its val split; scoring every folder of a trainval root would mix in training
+    sequences. Each line of the list is a sequence name.
+    """
+    for rel in SEQUENCE_LISTS:
+        path = root / rel
+        if path.is_file():
+            names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+            return names, path
+    return None
+
+
 def _natural(p: Path) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
 

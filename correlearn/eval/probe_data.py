@@ -104,8 +104,8 @@ def split_labels(
             idx = rng.permutation(idx)
         n_test = max(1, int(round(len(idx) * cfg.test_fraction)))
         if len(idx) - n_test < 1:
-            name = (names or {}).get(int(c), f"label {c}")
-            raise DataError(f"class {name!r} has {len(idx)} image(s): too few to split")
+            name = f"class {names[int(c)]!r}" if names and int(c) in names else f"label {c}"
+            raise DataError(f"{name} has {len(idx)} image(s): too few to split")
         train.extend(idx[: len(idx) - n_test])
         test.extend(idx[len(idx) - n_test :])
     return np.array(sorted(train)), np.array(sorted(test))

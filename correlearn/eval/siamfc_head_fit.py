@@ -27,6 +27,16 @@ T = siamfc_train.TRAIN
 Usable = list[tuple[otb.TrackSequence, np.ndarray]]
 
 
+def default_out_scale(in_channels: int) -> float:
+    """The response scale of the VFS SiamFC head for res5 features of ``in_channels`` channels.
+
+    VFS ``projects/siamfc-pytorch``: ``out_scale`` 0.001 by default, and its README trains
+    ResNet-50 with ``out_scale=0.00001 out_channels=2048``: the cross-correlation sums over four
+    times the channels of ResNet-18's 512, at larger magnitudes.
+    """
+    return 1e-5 if in_channels >= 2048 else SIAMFC["out_scale"]
+
+
 class TrainSiamFCHeadConfig(StrictModel):
     """Config of ``train_siamfc_head`` (defaults: VFS ``default_config_base.py``).
 
@@ -36,7 +46,8 @@ class TrainSiamFCHeadConfig(StrictModel):
         instance_size: search patch side before the 2 x 8 px random shift (255).
         channels: output channels of each 1x1 conv; None keeps res5's width (VFS
             ``out_channels // reduction``; VINCE uses 256).
-        out_scale: response scale (VFS: 0.001, "1e-5 for r50").
+        out_scale: response scale; None takes the reference's value for the backbone's res5 width
+            (:func:`default_out_scale`: VFS 1e-3, and 1e-5 for ResNet-50's 2048 channels).
         loss: ``focal`` (VFS) or ``balanced`` (VINCE, SiamFC).
         optimizer: ``adam`` (VFS) or ``sgd`` (momentum 0.9, VINCE).
         lr: initial learning rate (VFS 1e-3; VINCE 1e-2).
@@ -55,7 +66,7 @@ class TrainSiamFCHeadConfig(StrictModel):
     exemplar_size: int = Field(SIAMFC["exemplar_size"], ge=16)
     instance_size: int = Field(SIAMFC["instance_size"], ge=32)
     channels: int | None = Field(None, ge=1)
-    out_scale: float = Field(SIAMFC["out_scale"], gt=0)
+    out_scale: float | None = Field(None, gt=0)
     loss: Literal["focal", "balanced"] = "focal"
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(T["lr"], gt=0)
@@ -146,7 +157,8 @@ def fit_head(
         The trained head and the ``(step, loss)`` history.
     """
     torch.manual_seed(cfg.seed)
-    head = SiamHead(in_channels, cfg.channels or in_channels, True, cfg.out_scale)
+    scale = cfg.out_scale or default_out_scale(in_channels)
+    head = SiamHead(in_channels, cfg.channels or in_channels, True, scale)
     head = head.to(device).train()
     opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
     extra = {"momentum": 0.9} if cfg.optimizer == "sgd" else {}

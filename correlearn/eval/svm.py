@@ -21,7 +21,9 @@ precision envelope, in percent here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -95,7 +97,10 @@ def load_image(path: str | Path, short_side: int = 256, size: int = 224) -> np.n
 
 
 def pooled_features(
-    backbone: nn.Module, image: np.ndarray, layer: str | None = "res5"
+    backbone: nn.Module,
+    image: np.ndarray,
+    layer: str | None = "res5",
+    precision: Literal["fp32", "bf16"] = "fp32",
 ) -> np.ndarray:
     """The "feat5" vector of one image: the dense map average-pooled to 2x2 cells, flattened ``(C * 4,)``.
 
@@ -106,9 +111,11 @@ def pooled_features(
         backbone: a backbone with ``dense(x, layer)`` (ViTs: ``layer=None``, the patch grid).
         image: ``(H, W, 3)`` uint8 RGB.
         layer: the dense layer.
+        precision: ``fp32`` (the reference extracts in full precision) or ``bf16`` autocast on CUDA.
     """
     x = frame_to_tensor(image, next(backbone.parameters()).device)
-    with torch.inference_mode(), autocast_for(x.device):
+    amp = autocast_for(x.device) if precision == "bf16" else nullcontext()
+    with torch.inference_mode(), amp:
         fmap = backbone.dense(x, layer).float()
     h, w = fmap.shape[-2:]
     pooled = F.avg_pool2d(fmap, kernel_size=(max(1, h - 1), max(1, w - 1)), stride=1)
@@ -127,6 +134,7 @@ def image_features(
     size: int = 224,
     layer: str | None = "res5",
     what: str = "images",
+    precision: Literal["fp32", "bf16"] = "fp32",
 ) -> np.ndarray:
     """``(N, D)`` float64 L2-normalised "feat5" rows of the images, in order.
 
@@ -137,6 +145,7 @@ def image_features(
         size: see :func:`load_image`.
         layer: the dense layer.
         what: the progress bar's label (``trainval``).
+        precision: see :func:`pooled_features`.
 
     Raises:
         DataError: an image is missing.
@@ -145,7 +154,8 @@ def image_features(
     for p in tqdm(paths, f"features ({what})", disable=None):
         if not p.is_file():
             raise DataError(f"{p}: missing image; expected {LAYOUT}")
-        feats.append(pooled_features(backbone, load_image(p, short_side, size), layer))
+        image = load_image(p, short_side, size)
+        feats.append(pooled_features(backbone, image, layer, precision))
     return normalize_features(np.stack(feats).astype(np.float64))
 
 

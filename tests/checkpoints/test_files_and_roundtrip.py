@@ -78,9 +78,11 @@ def test_cli_format_names_match_the_registry():
     assert FORMAT_NAMES == tuple(FORMATS)
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
-def test_import_export_import_is_exact(tmp_path, fmt):
-    arch = "vit" if fmt in ("timm", "mae") else "resnet"
+ROUNDTRIPS = [(f, "vit" if f in ("timm", "mae") else "resnet") for f in FORMATS] + [("moco", "vit")]
+
+
+@pytest.mark.parametrize("fmt, arch", ROUNDTRIPS)
+def test_import_export_import_is_exact(tmp_path, fmt, arch):
     if arch == "vit":
         src = randomize_(RefViT(grid=4)).state_dict()
     else:

@@ -2,15 +2,19 @@
 backbone computes what the reference network computes with those weights."""
 
 import argparse
+import copy
 
 import pytest
 import torch
 import torchvision
+from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from correlearn.checkpoints import FORMATS, import_file
+from correlearn.checkpoints import FORMATS, export_state, import_file
 from tests.checkpoints.reference_nets import (
     DDP,
+    ConvModule,
+    MMResNet,
     MultiCropWrapper,
     OpenSelfSupBYOL,
     RefViT,
@@ -174,6 +178,83 @@ def test_dino_resnet_teacher_under_ddp(tmp_path):
     _same_resnet(imp, lambda x: tv_features(net, x))
 
 
+class MoCoV2(nn.Module):
+    """moco/builder.py (v2, ``mlp=True``): query and key encoders, ``fc`` replaced by an MLP."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder_q = tv_resnet_test()
+        self.encoder_q.fc = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
+        self.encoder_k = copy.deepcopy(self.encoder_q)
+        self.register_buffer("queue", torch.randn(128, 16))
+
+
+class MoCoV3ViT(nn.Module):
+    """moco-v3 moco/builder.py (``MoCo_ViT``): base and momentum encoders, projector in ``head``."""
+
+    def __init__(self):
+        super().__init__()
+        self.base_encoder = RefViT(grid=4)
+        self.base_encoder.head = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16))
+        self.momentum_encoder = copy.deepcopy(self.base_encoder)
+        self.predictor = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 16))
+
+
+@pytest.mark.parametrize("branch", [None, "target"])
+def test_moco_v2_resnet(tmp_path, branch):
+    ref = randomize_(DDP(MoCoV2()))
+    ref.module.encoder_k.load_state_dict(randomize_(MoCoV2(), seed=5).encoder_k.state_dict())
+    ckpt = {"epoch": 200, "arch": "resnet50", "state_dict": ref.state_dict(), "optimizer": {}}
+    imp = import_file(_save(tmp_path, ckpt), branch=branch)
+    assert (imp.format, imp.detected, imp.branch) == ("moco", True, branch or "online")
+    net = ref.module.encoder_k if branch == "target" else ref.module.encoder_q
+    _same_resnet(imp, lambda x: tv_features(net, x))
+    head = "module.encoder_k.fc.0.weight" if branch == "target" else "module.encoder_q.fc.0.weight"
+    assert head in imp.ignored and "module.queue" in imp.ignored
+
+
+def test_moco_v3_vit(tmp_path):
+    ref = randomize_(DDP(MoCoV3ViT()))
+    imp = import_file(_save(tmp_path, {"epoch": 300, "state_dict": ref.state_dict()}))
+    assert imp.format == "moco" and imp.source.endswith("['module.base_encoder.*']")
+    _same_vit(imp, ref.module.base_encoder, 64)
+    assert "module.predictor.0.weight" in imp.ignored
+    assert "module.base_encoder.head.0.weight" in imp.ignored
+
+
 def test_every_format_is_tested_here():
-    tested = {"vfs", "openselfsup", "torchvision", "timm", "mae", "cim", "dino"}
+    tested = {"vfs", "moco", "openselfsup", "torchvision", "timm", "mae", "cim", "dino"}
     assert set(FORMATS) == tested
+
+
+def _load_torchvision_checkpoint(net: nn.Module, path) -> None:
+    """A re-built mmaction ``ResNet._load_torchvision_checkpoint`` (what VFS's ``tools/test.py``
+    and ``train_siamfc.py --pretrained`` run): every ConvModule reads torchvision names."""
+    tv = torch.load(path)
+    tv = tv.get("state_dict", tv)
+    for name, module in net.named_modules():
+        if not isinstance(module, ConvModule):
+            continue
+        if "downsample" in name:
+            conv_name, bn_name = f"{name}.0", f"{name}.1"
+        else:
+            conv_name, bn_name = name, name.replace("conv", "bn")
+        module.conv.weight.data.copy_(tv[f"{conv_name}.weight"])
+        for attr in ("weight", "bias", "running_mean", "running_var"):
+            getattr(module.bn, attr).data.copy_(tv[f"{bn_name}.{attr}"])
+
+
+@pytest.mark.parametrize("bottleneck", [False, True])
+def test_vfs_export_loads_in_the_reference_pretrained_loader(tmp_path, bottleneck):
+    blocks = (3, 4, 6, 3) if bottleneck else (1, 1, 1, 1)
+    ref = randomize_(VFSTracker(blocks=blocks, bottleneck=bottleneck))
+    imp = import_file(_save(tmp_path, {"meta": {}, "state_dict": ref.state_dict()}))
+    path = tmp_path / "pretrained.pth"
+    torch.save(export_state(imp.backbone.export_state_dict(), "vfs"), path)
+    fresh = MMResNet(blocks=blocks, bottleneck=bottleneck)
+    _load_torchvision_checkpoint(fresh, path)
+    for (k, a), b in zip(
+        fresh.state_dict().items(), ref.backbone.state_dict().values(), strict=True
+    ):
+        if "num_batches_tracked" not in k:
+            assert torch.equal(a, b), k

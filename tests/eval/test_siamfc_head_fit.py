@@ -30,3 +30,26 @@ def test_sequences_without_two_valid_frames_are_skipped(tmp_path):
     assert skipped == ["tiny"]
     with pytest.raises(DataError, match="no sequence of 1"):
         usable_sequences(seqs[1:], lambda name, why: None)
+
+
+@pytest.mark.parametrize("channels, scale", [(512, 1e-3), (2048, 1e-5)])
+def test_the_head_takes_the_reference_response_scale_of_its_backbone(tmp_path, channels, scale):
+    """VFS trains ResNet-50's head with out_scale 1e-5 (its SiamFC README), ResNet-18's with 1e-3."""
+    import torch
+
+    from correlearn.eval.siamfc_head_fit import fit_head
+
+    Image.new("RGB", (200, 200)).save(tmp_path / "f.jpg")
+    seqs = [TrackSequence("s", [tmp_path / "f.jpg"] * 3, np.array([[50, 50, 40, 40]] * 3, float))]
+    usable = usable_sequences(seqs, lambda name, why: None)
+
+    def features(x):
+        return torch.ones(x.shape[0], channels, x.shape[-2] // 8, x.shape[-1] // 8)
+
+    cfg = TrainSiamFCHeadConfig(exemplar_size=32, instance_size=64, channels=4, max_steps=1)
+    head, _ = fit_head(features, channels, 8, usable, cfg, "cpu")
+    assert head.out_scale == scale
+    head, _ = fit_head(
+        features, channels, 8, usable, cfg.model_copy(update={"out_scale": 0.1}), "cpu"
+    )
+    assert head.out_scale == 0.1

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
+from correlearn.eval import svm
 from correlearn.eval.svm import (
     COSTS,
     average_precision,
@@ -91,3 +92,30 @@ def test_full_and_low_shot_on_separable_features():
     low = low_shot_svm(tx, ty, vx, vy, k_values=(2,), samples=2, costs=(1.0,))
     assert set(low) == {"k2"} and low["k2"]["min"] <= low["k2"]["mean"] <= low["k2"]["max"]
     assert len(COSTS) == 19 and COSTS[:3] == (1.0, 10.0, 100.0) and COSTS[-1] == 0.5**19
+
+
+def test_features_are_fp32_unless_bf16_is_asked(monkeypatch):
+    """The reference extracts VOC07 features in full precision; bf16 autocast is a switch."""
+    import torch
+
+    entered = []
+
+    def fake_autocast(device):
+        entered.append(device.type)
+        return torch.autocast("cpu", enabled=False)
+
+    monkeypatch.setattr(svm, "autocast_for", fake_autocast)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def dense(self, x, layer):
+            return x[:, :2] * self.w
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    svm.pooled_features(Net(), image)
+    assert entered == []
+    svm.pooled_features(Net(), image, precision="bf16")
+    assert entered == ["cpu"]

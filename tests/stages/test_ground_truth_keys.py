@@ -61,3 +61,20 @@ def test_tracking_keys_on_the_boxes(tmp_path):
     gt.write_text(text.replace(digit, str(int(digit) + 1), 1))  # one box moved, same file size
     after = _key(pipe, "eval_tracking")
     assert after["source"]["fingerprint"] != before["source"]["fingerprint"]
+
+
+def test_the_official_val_list_chooses_the_sequences_and_an_explicit_list_wins(tmp_path):
+    for seq in ("bear", "surf"):
+        for part in ("JPEGImages", "Annotations"):
+            shutil.copytree(MINI / part / "480p" / seq, tmp_path / "d" / part / "480p" / seq)
+    lists = tmp_path / "d" / "ImageSets" / "2017"
+    lists.mkdir(parents=True)
+    (lists / "val.txt").write_text("surf\n")
+    section = "eval_label_propagation: {dataset: davis}"
+    pipe = _pipeline(tmp_path, f"  davis: {{root: {tmp_path / 'd'}, layout: davis}}", section)
+    src = _key(pipe, "eval_label_propagation")["source"]
+    assert src["dataset"]["sequences"] == ["surf"]
+    assert src["sequence_list"] == "ImageSets/2017/val.txt"
+    explicit = f"  davis: {{root: {tmp_path / 'd'}, layout: davis, sequences: [bear]}}"
+    src = _key(_pipeline(tmp_path, explicit, section), "eval_label_propagation")["source"]
+    assert src["dataset"]["sequences"] == ["bear"] and "sequence_list" not in src

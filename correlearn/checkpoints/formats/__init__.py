@@ -14,11 +14,12 @@ from correlearn.checkpoints.formats.cim import CIM
 from correlearn.checkpoints.formats.dino import DINO
 from correlearn.checkpoints.formats.mae import MAE
 from correlearn.checkpoints.formats.mmaction import VFS
+from correlearn.checkpoints.formats.moco import MOCO
 from correlearn.checkpoints.formats.openselfsup import OPENSELFSUP
 from correlearn.checkpoints.formats.plain import TIMM, TORCHVISION
 
 FORMATS: dict[str, Format] = {
-    f.name: f for f in (DINO, CIM, VFS, OPENSELFSUP, MAE, TORCHVISION, TIMM)
+    f.name: f for f in (DINO, CIM, VFS, MOCO, OPENSELFSUP, MAE, TORCHVISION, TIMM)
 }
 
 
@@ -35,9 +36,9 @@ def detect_format(obj: Any, source: str) -> Format:
     Raises:
         CheckpointError: none does (the message shows the file's top-level keys).
     """
-    for fmt in FORMATS.values():
-        if fmt.detect(obj):
-            return fmt
+    fits = fitting_formats(obj)
+    if fits:
+        return fits[0]
     if isinstance(obj, dict):
         what = f"top-level keys {sorted(map(str, obj))[:6]}"
     else:
@@ -47,4 +48,9 @@ def detect_format(obj: Any, source: str) -> Format:
     )
 
 
-__all__ = ["FORMATS", "Extracted", "Format", "detect_format", "get_format"]
+def fitting_formats(obj: Any) -> list[Format]:
+    """Every format whose ``detect`` accepts ``obj``, in :data:`FORMATS` order (the first wins)."""
+    return [fmt for fmt in FORMATS.values() if fmt.detect(obj)]
+
+
+__all__ = ["FORMATS", "Extracted", "Format", "detect_format", "fitting_formats", "get_format"]
