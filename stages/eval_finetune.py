@@ -18,8 +18,9 @@ from correlearn.config import ConfigError, StrictModel
 from correlearn.data.fingerprint import fingerprint, get_dataset
 from correlearn.data.sources import DatasetSpec
 from correlearn.eval import finetune
-from correlearn.eval.finetune_recipe import HParamOverrides, check_recipe, recipe
+from correlearn.eval.finetune_recipe import HParamOverrides, check_recipe, recipe, vit_epochs
 from correlearn.eval.probe_data import labelled_images
+from correlearn.models import ViT
 from correlearn.models.io import (
     BACKBONE_FILE,
     load_backbone,
@@ -102,6 +103,11 @@ def run(ctx: StageContext) -> dict:
         )
     device = resolve_device(cfg.device)
     backbone = load_backbone(ckpt, **({"drop_path_rate": hp.drop_path} if vit else {}))
+    if isinstance(backbone, ViT):
+        if "epochs" not in cfg.hparams:  # the recipe's epochs follow the model's size
+            hp = hp.model_copy(update={"epochs": vit_epochs(backbone.embed_dim)})
+        if hp.pos_embed == "sincos":
+            backbone.set_pos_embed("sincos")
     model = finetune.Classifier(backbone, int(tr_y.max()) + 1, hp.pool).to(device)
     spe = max(1, len(tr_p) // hp.batch_size)
     total = min(hp.epochs * spe, cfg.max_steps or hp.epochs * spe)

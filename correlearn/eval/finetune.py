@@ -87,7 +87,7 @@ def transforms(hp: FinetuneHParams) -> tuple[Callable, Callable]:
     )
     test = T.Compose(
         [
-            T.Resize(int(hp.test_size / 0.875), interpolation=T.InterpolationMode.BICUBIC),
+            T.Resize(int(hp.test_size / hp.test_crop), interpolation=T.InterpolationMode.BICUBIC),
             T.CenterCrop(hp.test_size),
             T.ToTensor(),
             T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
@@ -152,7 +152,7 @@ def train(
     train_tf, _ = transforms(hp)
     prefix = "backbone.model." if model.vit else None
     groups = param_groups(model, hp.weight_decay, hp.layer_decay if model.vit else 1.0, prefix)
-    lr = hp.base_lr * hp.batch_size / 256
+    lr = hp.base_lr * hp.batch_size * hp.accum_iter / 256  # MAE: blr x effective batch / 256
     opt = build_optimizer(groups, hp, lr)
     criterion = build_criterion(hp)
     soft = _soft_targets(hp, int(labels.max()) + 1)
@@ -160,21 +160,24 @@ def train(
     model.train()
     history = []
     for step in range(total_steps):
-        rng = np.random.default_rng([seed, step])
-        random.seed(int(rng.integers(2**31)))
-        torch.manual_seed(int(rng.integers(2**31)))
-        idx = rng.choice(len(paths), hp.batch_size, replace=hp.batch_size > len(paths))
-        x = torch.stack([train_tf(Image.open(paths[i]).convert("RGB")) for i in idx]).to(device)
-        y = torch.as_tensor(labels[idx], device=device)
-        x, target = soft(x, y)
         step_lr = lr_at(step, total_steps, warmup, lr, hp.min_lr)
         for g in opt.param_groups:
             g["lr"] = step_lr * g["lr_scale"]
-        loss = criterion(model(x), target)
         opt.zero_grad()
-        loss.backward()
+        total = 0.0
+        for micro in range(hp.accum_iter):  # MAE's accum_iter: one step, accum_iter batches
+            rng = np.random.default_rng([seed, step] + [micro] * (micro > 0))
+            random.seed(int(rng.integers(2**31)))
+            torch.manual_seed(int(rng.integers(2**31)))
+            idx = rng.choice(len(paths), hp.batch_size, replace=hp.batch_size > len(paths))
+            x = torch.stack([train_tf(Image.open(paths[i]).convert("RGB")) for i in idx])
+            y = torch.as_tensor(labels[idx], device=device)
+            x, target = soft(x.to(device), y)
+            loss = criterion(model(x), target) / hp.accum_iter
+            loss.backward()
+            total += loss.item()
         opt.step()
-        history.append((step, loss.item()))
+        history.append((step, total))
         if log:
             log(step, history[-1][1], step_lr)
     return history

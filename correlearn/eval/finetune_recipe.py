@@ -2,10 +2,14 @@
 
 - ``vit_mae``: the MAE / BEiT recipe as the CIM repository runs it (weivision/Correlational-Image-
   Modeling ``tools/main_finetune.py`` defaults + ``scripts/dist_finetune.sh``): AdamW (0.9, 0.999),
-  base lr 1.2e-3 x batch / 256, layer-wise lr decay 0.8, weight decay 0.05, drop path 0.1,
-  5 warm-up epochs then a half cosine to 1e-6, label smoothing 0.1, mixup 0.8 / cutmix 1.0,
-  RandAugment ``rand-m9-mstd0.5-inc1``, random erasing 0.25, global average pool + ``fc_norm``;
-  100 epochs for ViT-B (200 for ViT-S).
+  base lr 1.2e-3 x effective batch / 256, 256 images per GPU (the script's ``--batch_size 256``),
+  here 8 of them per step (``accum_iter`` 8: one 8-GPU node, effective batch 2048, lr 9.6e-3),
+  layer-wise lr decay 0.8, weight decay 0.05, drop path 0.1, 5 warm-up epochs then a half
+  cosine to 1e-6, label smoothing 0.1, mixup 0.8 / cutmix 1.0, RandAugment
+  ``rand-m9-mstd0.5-inc1``, random erasing 0.25, global average pool + ``fc_norm``, the fixed
+  sin-cos position table, not trained (``models/vit.py``), evaluation crop 0.95
+  (``util/datasets.py``); epochs by model size as the script's: 200 for ViT-T/S, 100 for ViT-B,
+  50 for ViT-L/H (:func:`vit_epochs`; CIM Sec. 4.2: ViT-S 200, ViT-B 100).
 - ``resnet_rsb_a3``: the ResNet-50 recipe the CIM paper cites, "ResNet strikes back" (RSB,
   Wightman et al. 2021) procedure A3 (100 epochs, CIM Table 6's first block): LAMB, lr 8e-3 at
   batch 2048, weight decay 0.02, 5 warm-up epochs + cosine, binary cross-entropy, mixup 0.1 /
@@ -38,7 +42,9 @@ class FinetuneHParams(StrictModel):
         warmup_epochs: linear warm-up; then a half cosine to ``min_lr``.
         min_lr: final learning rate.
         epochs: schedule length in epochs.
-        batch_size: images per step.
+        batch_size: images per forward pass (the reference scripts' per-GPU batch).
+        accum_iter: forward passes per optimiser step (MAE's ``accum_iter``): the effective batch
+            is ``batch_size x accum_iter``, which also scales the lr.
         loss: ``ce`` (soft-target cross-entropy, label smoothing folded in) or ``bce`` (RSB).
         label_smoothing: smoothing of the one-hot targets.
         mixup: mixup alpha (0 disables).
@@ -46,7 +52,10 @@ class FinetuneHParams(StrictModel):
         randaug: timm RandAugment policy string, or None.
         reprob: random-erasing probability.
         train_size: training crop side (random-resized crop, scale 0.08-1).
-        test_size: evaluation crop side (resize to test_size / 0.875, centre crop).
+        test_size: evaluation crop side (resize to test_size / test_crop, centre crop).
+        test_crop: the evaluation crop fraction (CIM ``util/datasets.py`` and RSB: 0.95).
+        pos_embed: ``sincos``: a ViT's position table is the fixed 2-D sin-cos one and is not
+            trained (CIM ``models/vit.py``); ``checkpoint``: the loaded table, trained (timm).
         pool: ``avg`` (mean of patch tokens + ``fc_norm``, MAE's ``global_pool``) or ``cls``.
     """
 
@@ -60,6 +69,7 @@ class FinetuneHParams(StrictModel):
     min_lr: float = Field(1e-6, ge=0)
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(256, ge=2)
+    accum_iter: int = Field(8, ge=1)
     loss: Literal["ce", "bce"] = "ce"
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     mixup: float = Field(0.8, ge=0)
@@ -68,6 +78,8 @@ class FinetuneHParams(StrictModel):
     reprob: float = Field(0.25, ge=0, le=1)
     train_size: int = Field(224, ge=16)
     test_size: int = Field(224, ge=16)
+    test_crop: float = Field(0.95, gt=0, le=1)
+    pos_embed: Literal["sincos", "checkpoint"] = "sincos"
     pool: Literal["avg", "cls"] = "avg"
 
 
@@ -81,6 +93,7 @@ RECIPES: dict[str, dict] = {
         "drop_path": 0.0,
         "min_lr": 0.0,
         "batch_size": 2048,
+        "accum_iter": 1,
         "loss": "bce",
         "label_smoothing": 0.0,
         "mixup": 0.1,
@@ -94,6 +107,13 @@ RECIPES: dict[str, dict] = {
 #: ``hparams`` of ``eval_finetune``: overrides of the recipe's :class:`FinetuneHParams`, each key and
 #: value checked when the config is read.
 HParamOverrides = Annotated[dict[str, Any], AfterValidator(overrides_of(FinetuneHParams))]
+
+
+def vit_epochs(embed_dim: int) -> int:
+    """Fine-tuning epochs of a ViT of width ``embed_dim`` (CIM ``scripts/dist_finetune.sh``)."""
+    if embed_dim <= 384:  # ViT-T (192) and ViT-S (384)
+        return 200
+    return 100 if embed_dim <= 768 else 50
 
 
 def recipe(name: str, backbone: str, overrides: dict) -> FinetuneHParams:

@@ -54,3 +54,13 @@ def test_classifier_pools_patch_tokens_or_res5():
     assert torch.allclose(vit(x), vit.head(vit.fc_norm(tokens)))
     res = Classifier(build_backbone("resnet_test"), 4, "avg")
     assert res(x).shape == (2, 4) and not res.avg
+
+
+def test_the_evaluation_crop_is_the_references_095():
+    """CIM util/datasets.py and RSB evaluate at crop 0.95: resize to 235, centre-crop 224."""
+    from correlearn.eval.finetune import transforms
+    from correlearn.eval.finetune_recipe import recipe
+
+    for name in ("vit_mae", "resnet_rsb_a3"):
+        test = transforms(recipe(name, "vit_small_patch16", {}))[1]
+        assert test.transforms[0].size == 235 and test.transforms[1].size == (224, 224)

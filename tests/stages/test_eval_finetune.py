@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from correlearn.config import ConfigError
+from correlearn.models import build_backbone
 from correlearn.models.io import load_backbone
 from correlearn.pipeline import Pipeline
 from correlearn.workspace import get_workspace
@@ -69,8 +70,14 @@ def test_a_vit_takes_the_mae_recipe_and_its_artifact_loads_as_a_checkpoint(pipe)
         meta = json.loads((Path(res.ref.path) / "manifest.json").read_text())["metadata"]
         hp = meta["hparams"]
         assert (hp["optimizer"], hp["layer_decay"], hp["drop_path"]) == ("adamw", 0.8, 0.1)
+        # CIM's script: 256 per GPU on a node of 8; 200 epochs at ViT-S width or below; crop 0.95.
+        assert (hp["batch_size"], hp["accum_iter"], hp["epochs"]) == (4, 8, 200)
+        assert hp["test_crop"] == 0.95 and hp["pos_embed"] == "sincos"
         vit = load_backbone(res.ref.path)  # fc_norm exported as the final norm
         assert vit(torch.zeros(1, 3, 32, 32)).shape == (1, 64)
+        fixed = build_backbone("vit_test_patch16", img_size=32)
+        fixed.set_pos_embed("sincos")  # CIM's models/vit.py: the table is fixed, never trained
+        assert torch.equal(vit.model.pos_embed, fixed.model.pos_embed)
     finally:
         pipe.raw["init_random"] = {"backbone": "resnet_test"}
         pipe.raw["eval_finetune"]["max_steps"] = 3
