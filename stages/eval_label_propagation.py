@@ -74,7 +74,7 @@ def run(ctx: StageContext) -> dict:
     """Propagate every sequence's first mask, write DAVIS PNGs, score J&F, draw contact sheets."""
     cfg: EvalLabelPropConfig = ctx.config
     dense = dense_setup(
-        ctx.input_path("checkpoint"), cfg.preset, {}, cfg.params, cfg.device, cfg.precision
+        ctx.input_path("checkpoint"), cfg.preset, None, cfg.params, cfg.device, cfg.precision
     )
     lp, device = dense.lp, dense.device
     data = DatasetSpec.model_validate(ctx.resolved["source"]["dataset"])

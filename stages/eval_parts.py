@@ -21,10 +21,6 @@ from correlearn.eval.propagation_stage import PropagationRun, propagation_stage
 from correlearn.stage import StageContext
 from correlearn.viz.overlay import contact_sheet
 
-# SiamMAE Sec. 4.2 "a single context frame" (UVC --pre_num 1) and Table 4b's VIP column
-# (top-k 10, neighbourhood 8; its queue length 20 is ``params: {context_frames: 20}``).
-PROTOCOL = {"context_frames": 1, "topk": 10, "radius": 8, "short_side": None}
-
 
 class EvalPartsConfig(StrictModel):
     """Config of ``eval_parts``.
@@ -33,9 +29,13 @@ class EvalPartsConfig(StrictModel):
         dataset: a ``layout: vip`` dataset under ``datasets:``.
         split: the video list ``lists/<split>_videos.txt`` (unless the dataset names ``videos``).
         preset: label-propagation preset (``auto`` as ``eval_label_propagation``), then the
-            protocol's ``context_frames 1, topk 10, radius 8``, then ``params``.
+            preset's reference's VIP settings (:mod:`correlearn.eval.protocol_presets`), then
+            ``params`` (``{context_frames: 1}``: the SiamMAE paper's single context frame).
         params: overrides of :class:`~correlearn.eval.label_propagation.LabelPropConfig`.
-        image_size: frames are resized to this square (UVC ``--scale_size 560 560``).
+        image_size: frames are resized to this square (UVC ``--scale_size 560 560``); None: the
+            preset's reference.
+        long_side: instead, frames are resized to this long side with the short side floored to
+            a multiple of 64 (CropMAE, 880); None: the preset's reference.
         score_first: score the given first frame too, as the reference evaluation does.
         max_frames: only the first N frames of each video (CPU budgets).
         device: ``auto`` uses CUDA when present.
@@ -45,7 +45,8 @@ class EvalPartsConfig(StrictModel):
     split: str = "val"
     preset: Preset = "auto"
     params: LabelPropOverrides = Field(default_factory=dict)
-    image_size: int = Field(parts.IMAGE_SIZE, ge=8)
+    image_size: int | None = Field(None, ge=8)
+    long_side: int | None = Field(None, ge=64)
     score_first: bool = True
     max_frames: int | None = Field(None, ge=2)
     device: str = "auto"
@@ -78,8 +79,9 @@ def _evaluate(ctx: StageContext, prop: PropagationRun) -> dict:
         if len(frames) < 2:
             ctx.skip(video, f"{len(frames)} frame(s): nothing to propagate to")
             continue
+        size = parts.frame_size(frames[0].shape[:2], **prop.settings)
         preds = parts.propagate_parts(
-            dense.feature_fn, frames, gts[0], dense.lp, cfg.image_size, n, dense.device
+            dense.feature_fn, frames, gts[0], dense.lp, size, n, dense.device
         )
         write_davis_masks(ctx.out_dir / "masks", video, preds, names)
         h = parts.score_video(preds, gts, n, cfg.score_first)
@@ -97,10 +99,10 @@ def _evaluate(ctx: StageContext, prop: PropagationRun) -> dict:
 
 STAGE = propagation_stage(
     "eval_parts",
-    1,
+    2,
     EvalPartsConfig,
     layout="vip",
-    protocol=PROTOCOL,
+    protocol="parts",
     videos=_videos,
     files=_files,
     evaluate=_evaluate,

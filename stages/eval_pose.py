@@ -22,9 +22,6 @@ from correlearn.eval.propagation_stage import PropagationRun, propagation_stage
 from correlearn.stage import StageContext
 from correlearn.viz.keypoints import keypoint_sheet
 
-# SiamMAE App. A / Sec. 4.2: "a single context frame" (UVC): the first frame + the last one.
-PROTOCOL = {"context_frames": 1, "short_side": None}
-
 
 class EvalPoseConfig(StrictModel):
     """Config of ``eval_pose``.
@@ -33,12 +30,14 @@ class EvalPoseConfig(StrictModel):
         dataset: a ``layout: jhmdb`` dataset under ``datasets:``.
         split: official JHMDB split (CRW and UVC use split 1).
         subset: ``test`` (split label 2) or ``train`` (label 1).
-        preset: label-propagation preset (``auto`` as ``eval_label_propagation``); the protocol
-            then sets ``context_frames: 1``; ``params`` overrides any field last.
+        preset: label-propagation preset (``auto`` as ``eval_label_propagation``); then the
+            preset's reference's JHMDB settings (:mod:`correlearn.eval.protocol_presets`); then
+            ``params`` (``{context_frames: 1}``: the SiamMAE paper's single context frame).
         params: overrides of :class:`~correlearn.eval.label_propagation.LabelPropConfig`.
-        image_size: frames are resized to this square (CRW ``--cropSize 320``).
-        sigma: joint Gaussian width in feature cells (CRW 0.5; 0 for one-hot cells).
-        readout_topk: cells averaged to read a joint back (CRW 3).
+        image_size: frames are resized to this square; None: the preset's reference (320).
+        sigma: joint Gaussian width in feature cells (CRW and CropMAE 0.5, VFS 4 px = 0.5 cells).
+        readout_topk: cells averaged to read a joint back; None: the preset's reference (CRW 3,
+            VFS and CropMAE 5).
         thresholds: the a of PCK@a, relative to 0.6 x the GT joints' box diagonal.
         max_frames: only the first N frames of each video (CPU budgets).
         device: ``auto`` uses CUDA when present.
@@ -49,9 +48,9 @@ class EvalPoseConfig(StrictModel):
     subset: Literal["test", "train"] = "test"
     preset: Preset = "auto"
     params: LabelPropOverrides = Field(default_factory=dict)
-    image_size: int = Field(pose.IMAGE_SIZE, ge=8)
+    image_size: int | None = Field(None, ge=8)
     sigma: float = Field(pose.SIGMA, ge=0)
-    readout_topk: int = Field(pose.READOUT_TOPK, ge=1)
+    readout_topk: int | None = Field(None, ge=1)
     thresholds: list[float] = Field(default_factory=lambda: list(pose.THRESHOLDS), min_length=1)
     max_frames: int | None = Field(None, ge=2)
     device: str = "auto"
@@ -88,7 +87,7 @@ def _evaluate(ctx: StageContext, prop: PropagationRun) -> dict:
             continue
         pred = pose.propagate_pose(
             dense.feature_fn, frames, joints[0], dense.lp,
-            cfg.image_size, cfg.sigma, cfg.readout_topk, dense.device,
+            prop.settings["image_size"], cfg.sigma, prop.settings["readout_topk"], dense.device,
         )  # fmt: skip
         name = video.replace("/", "__")
         np.save(pred_dir / f"{name}.npy", pred)
@@ -101,10 +100,10 @@ def _evaluate(ctx: StageContext, prop: PropagationRun) -> dict:
 
 STAGE = propagation_stage(
     "eval_pose",
-    1,
+    2,
     EvalPoseConfig,
     layout="jhmdb",
-    protocol=PROTOCOL,
+    protocol="pose",
     videos=_videos,
     files=_files,
     evaluate=_evaluate,

@@ -17,6 +17,7 @@ import torch
 
 from correlearn.eval.features import FeatureFn, dense_feature_fn
 from correlearn.eval.label_prop_config import LabelPropConfig
+from correlearn.eval.protocol_presets import propagation_overrides
 from correlearn.models.io import load_backbone, read_backbone_spec
 from correlearn.train.distributed import resolve_device
 
@@ -57,7 +58,7 @@ class DenseSetup:
 def dense_setup(
     checkpoint: str | Path,
     preset: str,
-    protocol: dict[str, Any],
+    protocol: str | None,
     params: dict[str, Any],
     device: str,
     precision: Literal["fp32", "bf16"] = "fp32",
@@ -67,14 +68,15 @@ def dense_setup(
     Args:
         checkpoint: the checkpoint artifact folder (``backbone.json``, ``backbone.pt``).
         preset: ``auto`` or a preset name.
-        protocol: the protocol's overrides of the preset (its context length, k, radius).
+        protocol: ``pose`` or ``parts``: that protocol's overrides of the preset
+            (:mod:`correlearn.eval.protocol_presets`); None (DAVIS): the preset itself.
         params: the user's overrides, applied last.
         device: ``auto``, ``cpu``, ``cuda``...
         precision: feature extraction in ``fp32`` or ``bf16`` autocast (CUDA only).
     """
     spec = read_backbone_spec(checkpoint)
     name = choose_preset(preset, spec)
-    lp = LabelPropConfig.preset(name, **{**protocol, **params})
+    lp = LabelPropConfig.preset(name, **{**propagation_overrides(protocol, name), **params})
     is_resnet = spec["backbone"].startswith("resnet")
     overrides = {"strides": tuple(lp.strides)} if lp.strides and is_resnet else {}
     backbone = load_backbone(checkpoint, **overrides)

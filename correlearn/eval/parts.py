@@ -111,12 +111,35 @@ def miou(hist: np.ndarray) -> dict[str, object]:
     }
 
 
+def frame_size(
+    shape: tuple[int, int], image_size: int | None = IMAGE_SIZE, long_side: int | None = None
+) -> tuple[int, int]:
+    """``(W, H)`` the frames of a video are resized to.
+
+    A square of ``image_size`` (UVC), or ``long_side`` with the short side scaled and floored to
+    a multiple of 64 (CropMAE ``src/data/vos.py``).
+
+    Args:
+        shape: ``(H, W)`` of the original frames.
+        image_size: side of the square (used when ``long_side`` is None).
+        long_side: the long side.
+    """
+    if long_side is None:
+        if image_size is None:
+            raise ValueError("give image_size or long_side")
+        return image_size, image_size
+    h, w = shape
+    scale = long_side / max(h, w)
+    short = max(64, int(min(h, w) * scale) // 64 * 64)
+    return (long_side, short) if w >= h else (short, long_side)
+
+
 def propagate_parts(
     feature_fn: FeatureFn,
     frames: Sequence[np.ndarray],
     first_mask: np.ndarray,
     cfg: LabelPropConfig,
-    image_size: int = IMAGE_SIZE,
+    size: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE),
     n_classes: int = len(CLASSES),
     device=None,
 ) -> list[np.ndarray]:
@@ -127,7 +150,7 @@ def propagate_parts(
         frames: ``T`` RGB frames ``(H, W, 3)`` uint8 at their original size.
         first_mask: ``(H, W)`` class ids of frame 0.
         cfg: propagation settings (frames are resized here, so ``short_side`` is not used).
-        image_size: side of the square the frames are resized to.
+        size: ``(W, H)`` the frames are resized to (:func:`frame_size`).
         n_classes: ids at or above it are treated as background.
         device: where features and labels live (default CPU).
 
@@ -135,13 +158,9 @@ def propagate_parts(
         ``T`` class maps ``(H, W)`` int64 at the original size; entry 0 is ``first_mask``.
     """
     h, w = first_mask.shape
-    square = [
-        cv2.resize(f, (image_size, image_size), interpolation=cv2.INTER_LINEAR) for f in frames
-    ]
+    square = [cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]
     first = np.where((first_mask >= 0) & (first_mask < n_classes), first_mask, 0)
-    small = cv2.resize(
-        first.astype(np.uint8), (image_size, image_size), interpolation=cv2.INTER_NEAREST
-    )
+    small = cv2.resize(first.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
     cfg = cfg.model_copy(update={"short_side": None, "size_multiple": 1})
     preds = propagate_sequence(feature_fn, square, small.astype(np.int64), cfg, device)
     out = [

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from correlearn.eval.dense_setup import DenseSetup, dense_setup
 from correlearn.eval.eval_datasets import EvalDatasetSpec, resolve_source, source_of
+from correlearn.eval.protocol_presets import PROTOCOL_STAGE, stage_settings
 from correlearn.records import METRICS
 from correlearn.stage import StageContext, StageSpec
 
@@ -32,11 +33,14 @@ class PropagationRun:
         root: the dataset's absolute root.
         videos: the videos to evaluate, in order.
         dense: the checkpoint's features and the propagation settings.
+        settings: the stage's own fields as the preset's reference sets them, the user's
+            values first (:func:`~correlearn.eval.protocol_presets.stage_settings`).
     """
 
     root: Path
     videos: list[str]
     dense: DenseSetup
+    settings: dict[str, Any]
 
 
 # videos(spec, root, cfg) -> the videos of the protocol's split (the spec's own list first).
@@ -52,7 +56,7 @@ def propagation_stage(
     version: int,
     config_model: type[BaseModel],
     layout: str,
-    protocol: dict[str, Any],
+    protocol: str,
     videos: Videos,
     files: Files,
     evaluate: Evaluate,
@@ -63,10 +67,12 @@ def propagation_stage(
     Args:
         name: stage name.
         version: stage version (part of the artifact key).
-        config_model: its config; fields ``dataset``, ``preset``, ``params``, ``image_size`` and
-            ``device`` are read here.
+        config_model: its config; fields ``dataset``, ``preset``, ``params``, ``device`` and the
+            protocol's stage fields (:data:`~correlearn.eval.protocol_presets.PROTOCOL_STAGE`)
+            are read here.
         layout: the dataset layout the stage reads (``jhmdb``, ``vip``).
-        protocol: the protocol's overrides of the preset.
+        protocol: ``pose`` or ``parts``: its settings per preset
+            (:mod:`correlearn.eval.protocol_presets`).
         videos: the protocol's video list.
         files: the files read for the videos.
         evaluate: the per-video work and the scores.
@@ -85,11 +91,17 @@ def propagation_stage(
         dense = dense_setup(ckpt, cfg.preset, protocol, cfg.params, cfg.device)
         vids = videos(spec, root, cfg)
         preset, device = dense.meta["preset"], dense.device
-        ctx.info(f"{len(vids)} videos, preset {preset}, {cfg.image_size}px ({device})")
-        metrics = evaluate(ctx, PropagationRun(root, vids, dense))
+        fields = PROTOCOL_STAGE[protocol][preset]
+        settings = stage_settings(protocol, preset, {k: getattr(cfg, k) for k in fields})
+        lp = dense.lp
+        ctx.info(
+            f"{len(vids)} videos, preset {preset}: {settings}, context {lp.context_frames}, "
+            f"top-k {lp.topk}, radius {lp.radius}, T {lp.temperature} ({device})"
+        )
+        metrics = evaluate(ctx, PropagationRun(root, vids, dense, settings))
         (ctx.out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
         ctx.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
-        return dense.meta
+        return {**dense.meta, "protocol": settings}
 
     return StageSpec(
         name=name,

@@ -22,12 +22,28 @@ def test_protocol_then_params_override_the_preset_and_resnets_get_its_strides(tm
     torch.manual_seed(0)
     torch.save(build_backbone("resnet_test").export_state_dict(), tmp_path / BACKBONE_FILE)
     write_backbone_spec(tmp_path, "resnet_test", {}, "random_init")
-    protocol = {"context_frames": 1, "topk": 3}
-    dense = dense_setup(tmp_path, "auto", protocol, {"topk": 4}, "cpu")
+    dense = dense_setup(tmp_path, "auto", "pose", {"context_frames": 1, "topk": 4}, "cpu")
     assert dense.lp.context_frames == 1 and dense.lp.topk == 4 and dense.lp.radius == 12
+    assert dense.lp.short_side is None  # the pose protocol resizes the frames itself
     assert dense.meta["preset"] == "vfs_resnet" and dense.meta["backbone"] == "resnet_test"
     assert dense.meta["label_propagation"]["topk"] == 4 and dense.device == torch.device("cpu")
     feats = dense.feature_fn(torch.randn(1, 3, 64, 64))
     # res4 with strides (1, 2, 1, 1): stride 8, unit norm over channels
     assert feats.shape[-2:] == (8, 8)
     assert torch.allclose(feats.norm(dim=1), torch.ones(1, 8, 8), atol=1e-4)
+
+
+def test_each_preset_takes_its_references_pose_and_parts_settings(tmp_path):
+    """VFS: its DAVIS test_cfg (20 frames, k 10, T 0.07, radius 12); dino_vit: CRW's test defaults;
+    siammae_vit: CropMAE's (JHMDB k 7, VIP k 10, radius 20, T 0.7); no preset forces 1 frame."""
+    torch.save(build_backbone("vit_test_patch16").export_state_dict(), tmp_path / BACKBONE_FILE)
+    write_backbone_spec(tmp_path, "vit_test_patch16", {}, "siammae")
+    got = {}
+    for preset in ("vfs_resnet", "dino_vit", "siammae_vit"):
+        for protocol in ("pose", "parts"):
+            lp = dense_setup(tmp_path, preset, protocol, {}, "cpu").lp
+            got[preset, protocol] = (lp.context_frames, lp.topk, lp.radius, lp.temperature)
+    assert got["vfs_resnet", "pose"] == got["vfs_resnet", "parts"] == (20, 10, 12, 0.07)
+    assert got["dino_vit", "pose"] == got["dino_vit", "parts"] == (20, 10, 12, 0.07)
+    assert got["siammae_vit", "pose"] == (20, 7, 20, 0.7)
+    assert got["siammae_vit", "parts"] == (20, 10, 20, 0.7)

@@ -62,3 +62,12 @@ def test_reader_on_vip_layout(tmp_path):
         load_video(tmp_path, "bear")
     with pytest.raises(DataError, match="test_videos.txt"):
         read_video_list(tmp_path, "test")
+
+
+def test_frame_size_is_a_square_or_cropmaes_long_side_with_a_short_side_of_64s():
+    from correlearn.eval.parts import frame_size
+
+    assert frame_size((720, 1280), 560) == (560, 560)  # UVC: a square
+    # CropMAE src/data/vos.py: long side 880, short side 720 * 880 / 1280 = 495 -> 448.
+    assert frame_size((720, 1280), None, 880) == (880, 448)
+    assert frame_size((1280, 720), None, 880) == (448, 880)

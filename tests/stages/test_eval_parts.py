@@ -56,4 +56,6 @@ def test_parts_stage_masks_and_miou(run):
     assert m["mIoU"] == pytest.approx(miou(hist)["mIoU"])
     meta = json.loads((out / "manifest.json").read_text())["metadata"]
     lp = meta["label_propagation"]
-    assert (lp["context_frames"], lp["topk"], lp["radius"]) == (1, 10, 8)
+    # VFS's DAVIS test_cfg for every task (VFS Sec. 4.1: the latest 20 frames), UVC's 560 square.
+    assert (lp["context_frames"], lp["topk"], lp["radius"]) == (20, 10, 12)
+    assert meta["protocol"]["long_side"] is None

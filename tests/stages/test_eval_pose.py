@@ -54,7 +54,8 @@ def test_pose_stage_writes_predictions_pck_and_pictures(pipe):
     # The stage's PCK is the metric of the predictions it wrote, against the GT of the fixture.
     assert m["PCK_0.2"] == pytest.approx(pck(dists)["PCK_0.2"])
     meta = json.loads((out / "manifest.json").read_text())["metadata"]
-    assert meta["label_propagation"]["context_frames"] == 1 and meta["preset"] == "vfs_resnet"
+    assert meta["label_propagation"]["context_frames"] == 20 and meta["preset"] == "vfs_resnet"
+    assert meta["protocol"]["readout_topk"] == 5  # VFS jhmdb_dataset img2coord(topk=5)
 
 
 def test_pose_stage_rejects_a_dataset_of_another_layout(pipe):

@@ -1,0 +1,25 @@
+"""Every list of the method flows agrees with the flows registry (one place to add a method)."""
+
+from pathlib import Path
+
+import yaml
+
+from app.commands import METHOD_FLOW_NAMES
+from flows.methods import METHOD_FLOWS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_cli_maps_shards_for_exactly_the_method_flows():
+    """`--dask-workers` maps shards only for the names in METHOD_FLOW_NAMES."""
+    assert sorted(METHOD_FLOW_NAMES) == sorted(METHOD_FLOWS)
+
+
+def test_prefect_yaml_deploys_every_method_flow_as_demo_and_paper():
+    deployments = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    by_name: dict[str, set[str]] = {}
+    for d in deployments:
+        flow = Path(d["entrypoint"].split(":")[0]).stem
+        by_name.setdefault(d["name"], set()).add(flow)
+    assert set(METHOD_FLOWS) <= by_name["demo"], by_name["demo"]
+    assert set(METHOD_FLOWS) == by_name["paper"], by_name["paper"]
