@@ -66,7 +66,7 @@ def frame_files(folder: Path) -> tuple[list[Path], list[Path]]:
     return frames, stray
 
 
-def _complete(path: Path, data_tail: bytes, suffix: str) -> bool:
+def _complete(data_tail: bytes, suffix: str) -> bool:
     if suffix in (".jpg", ".jpeg"):
         return data_tail.rstrip(b"\0").endswith(b"\xff\xd9")  # EOI; some writers pad after it
     if suffix == ".png":
@@ -82,7 +82,7 @@ def _header(path: Path, what: str) -> tuple[tuple[int, int], str]:
     with path.open("rb") as f:
         f.seek(max(0, size - 64))
         tail = f.read()
-    if not _complete(path, tail, path.suffix.lower()):
+    if not _complete(tail, path.suffix.lower()):
         raise DataError(f"{path}: truncated {what} (the file ends before its image does)")
     try:
         with Image.open(path) as im:
