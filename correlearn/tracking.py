@@ -124,7 +124,7 @@ class Tracker:
 
         self.uri = ws.tracking_uri
         check_server(self.uri)
-        if ws.home.is_dir() and not os.access(ws.home, os.W_OK):
+        if ws.read_only:
             self._open_read_only(ws)
             return
         # Two processes starting at once in a fresh workspace race on the SQLite schema

@@ -24,6 +24,11 @@ class Workspace:
     home: Path
 
     @property
+    def read_only(self) -> bool:
+        """Whether the workspace exists but cannot be written (a read-only medium or folder)."""
+        return self.home.is_dir() and not os.access(self.home, os.W_OK)
+
+    @property
     def artifacts(self) -> Path:
         """Root of the artifact store."""
         return self.home / "artifacts"
@@ -74,7 +79,7 @@ def activate(home: str | Path | None = None) -> Workspace:
         try:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            if ws.home.is_dir() and not os.access(ws.home, os.W_OK):
+            if ws.read_only:
                 break  # a read-only workspace: reading commands work, writing ones fail later
             raise ConfigError(
                 f"CORRELEARN_HOME={ws.home}: cannot create {p}: {exc.strerror}"
