@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.cli_checkpoints import add_commands
 
     add_commands(sub)  # import, export, eval
+    from app.reproduce import add_command
+
+    add_command(sub)  # reproduce
     return p
 
 

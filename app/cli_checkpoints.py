@@ -34,9 +34,9 @@ PROTOCOLS = {
 # Protocols whose stage takes a label-propagation preset.
 PRESET_PROTOCOLS = ("davis", "pose", "parts")
 HEAD_STAGE = "train_siamfc_head"
-PRESETS = ("auto", "vfs_resnet", "dino_vit", "siammae_vit")
+PRESETS = ("auto", "vfs_resnet", "crw_resnet", "dino_vit", "siammae_vit")
 # Kept literal so that building the parser imports no torch; tests check it equals FORMATS.
-FORMAT_NAMES = ("dino", "cim", "vfs", "moco", "openselfsup", "mae", "torchvision", "timm")
+FORMAT_NAMES = ("dino", "cim", "vfs", "crw", "moco", "openselfsup", "mae", "torchvision", "timm")
 
 
 def _pipeline(config: str | None, sections: dict[str, Any], sets: list[str], scope: str | None):
@@ -177,7 +177,12 @@ def _tracking_checkpoint(pipe, args: argparse.Namespace, ckpt):
     return pipe.run_stage(HEAD_STAGE, inputs={"checkpoint": ckpt}, force=args.force)
 
 
-def _eval(args: argparse.Namespace) -> int:
+def run_protocol(args: argparse.Namespace):
+    """Run ``args.protocol``'s stage on ``args.checkpoint`` (a file is imported first), tracked.
+
+    Returns:
+        The pipeline, the checkpoint's run and the evaluation's run.
+    """
     stage, layout = PROTOCOLS[args.protocol]
     root = Path(args.root).expanduser().resolve()
     if not root.is_dir():
@@ -200,8 +205,13 @@ def _eval(args: argparse.Namespace) -> int:
     _track(pipe)
     if args.protocol == "tracking":
         ckpt = _tracking_checkpoint(pipe, args, ckpt)
-    res = pipe.run_stage(stage, inputs={"checkpoint": ckpt}, force=args.force)
+    return pipe, ckpt, pipe.run_stage(stage, inputs={"checkpoint": ckpt}, force=args.force)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    _, ckpt, res = run_protocol(args)
     metrics = res.metrics()
+    root = Path(args.root).expanduser().resolve()
     print(f"\n{args.protocol} on {root} ({ckpt.ref.stage}/{ckpt.ref.key}):\n")
     print("\n".join(metrics_lines(metrics)))
     print(f"\nartifact: {res.ref.path}{'  (cache hit)' if res.cache_hit else ''}")

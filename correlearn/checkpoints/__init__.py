@@ -1,6 +1,6 @@
 """Checkpoints from other code bases: safe loading, formats with explicit key maps, export.
 
-``import_file(path, fmt)`` reads a torchvision/timm state dict or an author's release (VFS,
+``import_file(path, fmt)`` reads a torchvision/timm state dict or an author's release (VFS, CRW,
 ORL/BYOL, CIM, MAE/CropMAE/SiamMAE, DINO) into a registered backbone; ``export_state`` writes
 canonical weights back in one of those layouts. See :mod:`correlearn.checkpoints.formats`.
 """

@@ -2,8 +2,8 @@
 
 ``torch.load(..., weights_only=True)`` is the only loader: it rebuilds tensors and plain containers
 and refuses any other pickled global (``os.system``, a model class). The one global allowed besides
-is ``argparse.Namespace``, because MAE, CropMAE, CIM and DINO save their training ``args`` in the
-checkpoint; a Namespace is a plain attribute bag and runs no code when unpickled.
+is ``argparse.Namespace``, because MAE, CropMAE, CIM, DINO and CRW save their training ``args`` in
+the checkpoint; a Namespace is a plain attribute bag and runs no code when unpickled.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Frozen dense features and label-propagation settings of a checkpoint, for the propagation protocols.
 
 Shared by ``eval_label_propagation`` (DAVIS), ``eval_pose`` (JHMDB) and ``eval_parts`` (VIP). The
-preset follows the checkpoint unless given (:func:`choose_preset`: ``vfs_resnet`` for ResNets,
-``siammae_vit`` for SiamMAE checkpoints, ``dino_vit`` for other ViTs); then a protocol's own
-settings apply; then the user's ``params``. A ResNet is built with the preset's strides (VFS
-Sec. 4.1: res4 at stride 8).
+preset follows the checkpoint unless given (:func:`choose_preset`: ``crw_resnet`` for an imported
+CRW release, ``vfs_resnet`` for other ResNets, ``siammae_vit`` for SiamMAE checkpoints,
+``dino_vit`` for other ViTs); then a protocol's own settings apply; then the user's ``params``. A
+ResNet is built with the preset's strides (VFS Sec. 4.1: res4 at stride 8) and padding mode
+(CRW: reflect).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from correlearn.eval.protocol_presets import propagation_overrides
 from correlearn.models.io import load_backbone, read_backbone_spec
 from correlearn.train.distributed import resolve_device
 
-Preset = Literal["auto", "vfs_resnet", "dino_vit", "siammae_vit"]
+Preset = Literal["auto", "vfs_resnet", "crw_resnet", "dino_vit", "siammae_vit"]
 
 
 def choose_preset(preset: str, spec: dict[str, Any]) -> str:
@@ -34,8 +35,18 @@ def choose_preset(preset: str, spec: dict[str, Any]) -> str:
     if preset != "auto":
         return preset
     if spec["backbone"].startswith("resnet"):
-        return "vfs_resnet"
+        return "crw_resnet" if spec.get("method") == "import:crw" else "vfs_resnet"
     return "siammae_vit" if spec.get("method") == "siammae" else "dino_vit"
+
+
+def _resnet_overrides(lp: LabelPropConfig, spec: dict[str, Any]) -> dict[str, Any]:
+    """The preset's ResNet constructor overrides (strides, padding mode); none for a ViT."""
+    if not spec["backbone"].startswith("resnet"):
+        return {}
+    out: dict[str, Any] = {"strides": tuple(lp.strides)} if lp.strides else {}
+    if lp.padding_mode != "zeros":
+        out["padding_mode"] = lp.padding_mode
+    return out
 
 
 @dataclass(frozen=True)
@@ -77,9 +88,7 @@ def dense_setup(
     spec = read_backbone_spec(checkpoint)
     name = choose_preset(preset, spec)
     lp = LabelPropConfig.preset(name, **{**propagation_overrides(protocol, name), **params})
-    is_resnet = spec["backbone"].startswith("resnet")
-    overrides = {"strides": tuple(lp.strides)} if lp.strides and is_resnet else {}
-    backbone = load_backbone(checkpoint, **overrides)
+    backbone = load_backbone(checkpoint, **_resnet_overrides(lp, spec))
     dev = resolve_device(device)
     meta = {"preset": name, "label_propagation": lp.model_dump(mode="json"), **spec}
     return DenseSetup(dense_feature_fn(backbone.to(dev), lp.layer, precision), lp, meta, dev)

@@ -2,7 +2,8 @@
 
 The protocol and the reference codes each preset follows are described in
 :mod:`correlearn.eval.label_propagation`; ``vfs_resnet`` is the VFS ResNet protocol (the model's
-defaults), ``dino_vit`` DINO's, ``siammae_vit`` SiamMAE's as CropMAE evaluates it.
+defaults), ``crw_resnet`` CRW's (ajabri/videowalk), ``dino_vit`` DINO's, ``siammae_vit`` SiamMAE's
+as CropMAE evaluates it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,33 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (circle of radius 12), with_first + with_first_neighbor (first frame restricted too), keys
     # [0] + [t-20, t) (VanillaTracker.forward_test); frames resized to short side 480.
     "vfs_resnet": {},
+    # CRW (ajabri/videowalk @ 047f3f4). README.md:92-94, the DAVIS label-propagation command:
+    # "--topk 10 --videoLen 20 --radius 12 --temperature 0.05 --cropSize -1" (frames at their own
+    # size; README.md:96: T is the training temperature). code/test.py:104-112: keys = long_mem [0] (utils/arguments.py:52) + the previous
+    # videoLen frames of a video padded with videoLen copies of frame 0 (data/vos.py:142-149);
+    # the radius mask (utils/__init__.py:355-356, distance < radius) spares long_mem
+    # (utils/test_utils.py:154). data/vos.py:262: first-frame one-hot labels resized bilinearly
+    # (cv2 default); utils/arguments.py:56: --norm_mask off (no min-max normalisation);
+    # utils/test_utils.py:90-93: soft labels upsampled to the input, then argmax. Features:
+    # utils/arguments.py:49 --remove-layers layer4 and resnet.py:21-26 layer3 strides set to 1 ->
+    # res4 at stride 8; utils/__init__.py:291 + resnet.py:30-34 reflect padding in every padded
+    # conv; test.py:85-86 L2-normalised; data/vos.py:173 ImageNet mean/std.
+    "crw_resnet": dict(
+        context="crw",
+        context_frames=20,
+        topk=10,
+        temperature=0.05,
+        radius=12,
+        window="circle",
+        restrict_first=False,
+        first_labels="bilinear",
+        minmax_normalize=False,
+        upsample="input",
+        short_side=None,
+        layer="res4",
+        strides=(1, 2, 1, 1),
+        padding_mode="reflect",
+    ),
     # DINO eval_video_segmentation.py: n_last_frames 7 in a queue, topk 5, exp(cos/0.1), square
     # window of 12 patches. DINO floors the long side to a multiple of 64 (854 -> 832); we floor
     # both sides to the patch size (854 -> 848), which keeps the short side at 480 as DINO does.
@@ -62,7 +90,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 class LabelPropConfig(StrictModel):
     """Label-propagation settings; the defaults are the VFS ResNet protocol (``vfs_resnet``).
 
-    ``layer`` and ``strides`` are for the caller that builds the backbone (docs/contracts.md);
+    ``layer``, ``strides`` and ``padding_mode`` (ResNets only) are for the caller that builds the
+    backbone (docs/contracts.md);
     propagation itself only sees the feature maps. ``tile`` and ``feature_batch`` change speed,
     not results.
     """
@@ -81,12 +110,13 @@ class LabelPropConfig(StrictModel):
     size_multiple: int = Field(1, ge=1, description="resized sides floored to a multiple")
     layer: str | None = "res4"
     strides: tuple[int, int, int, int] | None = (1, 2, 1, 1)
+    padding_mode: Literal["zeros", "reflect"] = Field("zeros", description="ResNet conv padding")
     tile: int | tuple[int, int] = Field(10, description="target tile side or (rows, cols): speed")
     feature_batch: int = Field(4, ge=1, description="frames per feature-extractor call (speed)")
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> LabelPropConfig:
-        """The published settings ``vfs_resnet | dino_vit | siammae_vit``, with overrides."""
+        """The published settings ``vfs_resnet | crw_resnet | dino_vit | siammae_vit``, overridden."""
         if name not in PRESETS:
             raise ValueError(f"unknown label-propagation preset {name!r}; known: {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})

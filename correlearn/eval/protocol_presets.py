@@ -10,6 +10,12 @@ readout), the way that reference evaluates those tasks:
   ``img2coord(topk=5)``; its label sigma of 4 px is our 0.5 cells at stride 8). The repository ships
   no JHMDB or VIP config, so the frame sizes are CRW's (320 square, ``--cropSize``) and UVC's (560
   square, VIP).
+- ``crw_resnet`` (ajabri/videowalk): the README gives the DAVIS command only; ``code/test.py`` runs
+  JHMDB and VIP through the same propagation, so its DAVIS settings stay (20 frames, top-k 10,
+  radius 12, temperature 0.05: README.md:96, "we simply use the same temperature used at training
+  time"; reflect padding, res4 at stride 8), with ``code/utils/arguments.py``'s ``--cropSize 320``
+  (line 35) for JHMDB, the top-3 joint readout of ``code/utils/test_utils.py``
+  ``process_pose(topk=3)`` (line 55) and UVC's 560 square for VIP, as the other presets.
 - ``dino_vit``: DINO evaluates DAVIS only; pose and parts use CRW's test defaults
   (ajabri/videowalk ``code/utils/arguments.py``: ``--videoLen 20 --topk 10 --radius 12
   --temperature 0.07 --cropSize 320``, the first frame unrestricted, ``process_pose(topk=3)``).
@@ -45,11 +51,13 @@ _CRW = dict(
 PROTOCOL_PROPAGATION: dict[str, dict[str, dict[str, Any]]] = {
     "pose": {
         "vfs_resnet": {"short_side": None},
+        "crw_resnet": {"short_side": None},
         "dino_vit": {**_CRW, "short_side": None},
         "siammae_vit": {"short_side": None},
     },
     "parts": {
         "vfs_resnet": {"short_side": None},
+        "crw_resnet": {"short_side": None},
         "dino_vit": {**_CRW, "short_side": None},
         "siammae_vit": {"topk": 10, "short_side": None},
     },
@@ -60,11 +68,13 @@ PROTOCOL_PROPAGATION: dict[str, dict[str, dict[str, Any]]] = {
 PROTOCOL_STAGE: dict[str, dict[str, dict[str, Any]]] = {
     "pose": {
         "vfs_resnet": {"image_size": 320, "readout_topk": 5},
+        "crw_resnet": {"image_size": 320, "readout_topk": 3},
         "dino_vit": {"image_size": 320, "readout_topk": 3},
         "siammae_vit": {"image_size": 320, "readout_topk": 5},
     },
     "parts": {
         "vfs_resnet": {"image_size": 560, "long_side": None},
+        "crw_resnet": {"image_size": 560, "long_side": None},
         "dino_vit": {"image_size": 560, "long_side": None},
         "siammae_vit": {"image_size": None, "long_side": 880},
     },

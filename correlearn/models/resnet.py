@@ -4,6 +4,8 @@ The correspondence evaluations need dense maps at a finer stride than classifica
 propagation reads res4 with layer3's stride removed (``strides=(1, 2, 1, 1)``, res4 at stride 8),
 and SiamFC tracking reads res5 with the strides of layer3/layer4 replaced by dilations 2 and 4
 (``strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4)``; VFS paper Sec. 4.1, ref code xvjiarui/VFS).
+CRW trains and evaluates its ResNet-18 with reflect padding in every padded conv
+(``padding_mode="reflect"``; ajabri/videowalk ``code/resnet.py`` ``modify``).
 
 Stage names follow the detectron convention: ``res2..res5`` are the outputs of torchvision's
 ``layer1..layer4``. The torchvision model is kept whole as ``self.net`` (its ``fc`` replaced by an
@@ -19,6 +21,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 
 LAYERS = ("res2", "res3", "res4", "res5")
 _STEM_STRIDE = 4  # conv1 (stride 2) + maxpool (stride 2)
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _set_conv(conv: nn.Conv2d, stride: int | None = None, dilation: int | None = None) -> None:
@@ -29,6 +32,21 @@ def _set_conv(conv: nn.Conv2d, stride: int | None = None, dilation: int | None =
         # padding = dilation keeps "same" spatial size for a 3x3 kernel at stride 1.
         conv.dilation = (dilation, dilation)
         conv.padding = (dilation, dilation)
+
+
+def _set_padding_mode(net: nn.Module, mode: str) -> None:
+    """Pad every conv with non-zero padding in ``mode`` (``zeros``, ``reflect``...), in place.
+
+    The pad a conv applies itself is kept from its current ``padding`` (after any dilation).
+    """
+    if mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {mode!r}")
+    for conv in net.modules():
+        if isinstance(conv, nn.Conv2d) and any(p > 0 for p in conv.padding):
+            conv.padding_mode = mode
+            # What the conv hands F.pad: (left, right, top, bottom) for padding (pad_h, pad_w).
+            pads = [p for p in reversed(conv.padding) for _ in range(2)]
+            conv._reversed_padding_repeated_twice = pads
 
 
 def _configure_layer(layer: nn.Sequential, stride: int, dilation: int, name: str) -> None:
@@ -64,6 +82,7 @@ class ResNet(nn.Module):
         net: a torchvision ``ResNet`` (its ``fc`` is dropped).
         strides: strides of layer1..layer4 (res2..res5); torchvision's are (1, 2, 2, 2).
         dilations: dilation of every 3x3 conv in layer1..layer4; default all 1.
+        padding_mode: how every padded conv pads (``zeros``, torchvision's; ``reflect``, CRW's).
 
     Attributes:
         out_dim: channels of res5 (= size of the pooled feature).
@@ -74,6 +93,7 @@ class ResNet(nn.Module):
         net: torchvision.models.ResNet,
         strides: tuple[int, int, int, int] = (1, 2, 2, 2),
         dilations: tuple[int, int, int, int] = (1, 1, 1, 1),
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         strides, dilations = tuple(strides), tuple(dilations)
@@ -88,6 +108,8 @@ class ResNet(nn.Module):
         stages = [net.layer1, net.layer2, net.layer3, net.layer4]
         for i, (layer, s, d) in enumerate(zip(stages, strides, dilations, strict=True)):
             _configure_layer(layer, s, d, f"layer{i + 1}")
+        _set_padding_mode(net, padding_mode)
+        self.padding_mode = padding_mode
         self._channels = {
             name: _stage_channels(layer) for name, layer in zip(LAYERS, stages, strict=True)
         }
@@ -131,8 +153,8 @@ class ResNet(nn.Module):
         """Weights with torchvision key names (``conv1.*``, ``bn1.*``, ``layer1.*``, ...; no fc).
 
         ``torchvision.models.resnet50().load_state_dict(sd, strict=False)`` reports only ``fc.*`` as
-        missing. Strides and dilations are not weights: load into a model built with the same ones
-        to reproduce the dense maps.
+        missing. Strides, dilations and the padding mode are not weights: load into a model built
+        with the same ones to reproduce the dense maps.
         """
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
 
@@ -150,12 +172,12 @@ def _stage_channels(layer: nn.Sequential) -> int:
 
 
 def resnet18(**kwargs) -> ResNet:
-    """ResNet-18, random init. kwargs: ``strides``, ``dilations``."""
+    """ResNet-18, random init. kwargs: ``strides``, ``dilations``, ``padding_mode``."""
     return ResNet(torchvision.models.resnet18(weights=None), **kwargs)
 
 
 def resnet50(**kwargs) -> ResNet:
-    """ResNet-50, random init. kwargs: ``strides``, ``dilations``."""
+    """ResNet-50, random init. kwargs: ``strides``, ``dilations``, ``padding_mode``."""
     return ResNet(torchvision.models.resnet50(weights=None), **kwargs)
 
 

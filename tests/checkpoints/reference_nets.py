@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
+from torchvision.models.resnet import BasicBlock
 
 
 def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
@@ -96,6 +98,51 @@ class VFSTracker(nn.Module):
         super().__init__()
         self.backbone = MMResNet(**kw)
         self.img_head = nn.Sequential(nn.Linear(512, 8))
+
+
+# --- ajabri/videowalk code/resnet.py, code/utils/__init__.py (From3D), code/model.py (CRW) ---
+class CRWResNet(torchvision.models.ResNet):
+    """``resnet.py`` ResNet: ``modify`` sets every conv of layer3/layer4 to stride 1, pads every
+    padded conv in ``padding`` mode and removes ``remove_layers``, ``fc`` and ``avgpool``."""
+
+    def __init__(self, blocks=(2, 2, 2, 2)):
+        super().__init__(BasicBlock, list(blocks))
+
+    def modify(self, remove_layers=(), padding=""):
+        kept = [getattr(self, n) for n in ("layer3", "layer4") if getattr(self, n) is not None]
+        for m in (m for layer in kept for m in layer.modules()):
+            if isinstance(m, nn.Conv2d):
+                m.stride = (1, 1)
+        for m in self.modules():
+            if padding and isinstance(m, nn.Conv2d) and sum(m.padding) > 0:
+                m.padding_mode = padding
+        for name in (*remove_layers, "fc", "avgpool"):
+            setattr(self, name, None)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x))))))
+        x = x if self.layer3 is None else self.layer3(x)
+        return x if self.layer4 is None else self.layer4(x)
+
+
+class From3D(nn.Module):
+    """``utils.From3D``: the 2D network kept as ``model``."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.model = net
+
+
+class CRW(nn.Module):
+    """``model.CRW`` as trained (``make_encoder`` ``scratch``: reflect padding, layer4 kept) with
+    its ``selfsim_fc`` head (``--head-depth 0``: one Linear to 128)."""
+
+    def __init__(self, blocks=(2, 2, 2, 2)):
+        super().__init__()
+        net = CRWResNet(blocks)
+        net.modify(padding="reflect")
+        self.encoder = From3D(net)
+        self.selfsim_fc = nn.Sequential(nn.Linear(512, 128))
 
 
 # --- Jiahao000/ORL openselfsup/models/{byol,orl}.py; the ResNet has torchvision's names ---

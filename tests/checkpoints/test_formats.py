@@ -224,6 +224,7 @@ def test_moco_v3_vit(tmp_path):
 
 def test_every_format_is_tested_here():
     tested = {"vfs", "moco", "openselfsup", "torchvision", "timm", "mae", "cim", "dino"}
+    tested.add("crw")  # tests/checkpoints/test_crw_format.py
     assert set(FORMATS) == tested
 
 

@@ -1,14 +1,21 @@
 """The preset of a checkpoint and the dense set-up of the propagation protocols."""
 
+from typing import get_args
+
 import torch
 
-from correlearn.eval.dense_setup import choose_preset, dense_setup
+from app.cli_checkpoints import PRESETS as CLI_PRESETS
+from correlearn.eval.dense_setup import Preset, choose_preset, dense_setup
+from correlearn.eval.label_prop_config import PRESETS
+from correlearn.eval.protocol_presets import PROTOCOL_PROPAGATION, PROTOCOL_STAGE
 from correlearn.models import build_backbone
 from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
 
 
 def test_choose_preset_follows_the_checkpoint_unless_given():
     assert choose_preset("auto", {"backbone": "resnet18"}) == "vfs_resnet"
+    assert choose_preset("auto", {"backbone": "resnet18", "method": "import:crw"}) == "crw_resnet"
+    assert choose_preset("auto", {"backbone": "resnet18", "method": "import:vfs"}) == "vfs_resnet"
     assert (
         choose_preset("auto", {"backbone": "vit_small_patch16", "method": "siammae"})
         == "siammae_vit"
@@ -34,16 +41,25 @@ def test_protocol_then_params_override_the_preset_and_resnets_get_its_strides(tm
 
 
 def test_each_preset_takes_its_references_pose_and_parts_settings(tmp_path):
-    """VFS: its DAVIS test_cfg (20 frames, k 10, T 0.07, radius 12); dino_vit: CRW's test defaults;
-    siammae_vit: CropMAE's (JHMDB k 7, VIP k 10, radius 20, T 0.7); no preset forces 1 frame."""
+    """VFS: its DAVIS test_cfg (20 frames, k 10, T 0.07, radius 12); crw_resnet: CRW's DAVIS
+    command (T 0.05); dino_vit: CRW's test defaults; siammae_vit: CropMAE's (JHMDB k 7, VIP k 10,
+    radius 20, T 0.7); no preset forces 1 frame."""
     torch.save(build_backbone("vit_test_patch16").export_state_dict(), tmp_path / BACKBONE_FILE)
     write_backbone_spec(tmp_path, "vit_test_patch16", {}, "siammae")
     got = {}
-    for preset in ("vfs_resnet", "dino_vit", "siammae_vit"):
+    for preset in ("vfs_resnet", "crw_resnet", "dino_vit", "siammae_vit"):
         for protocol in ("pose", "parts"):
             lp = dense_setup(tmp_path, preset, protocol, {}, "cpu").lp
             got[preset, protocol] = (lp.context_frames, lp.topk, lp.radius, lp.temperature)
     assert got["vfs_resnet", "pose"] == got["vfs_resnet", "parts"] == (20, 10, 12, 0.07)
+    assert got["crw_resnet", "pose"] == got["crw_resnet", "parts"] == (20, 10, 12, 0.05)
     assert got["dino_vit", "pose"] == got["dino_vit", "parts"] == (20, 10, 12, 0.07)
     assert got["siammae_vit", "pose"] == (20, 7, 20, 0.7)
     assert got["siammae_vit", "parts"] == (20, 10, 20, 0.7)
+
+
+def test_every_preset_is_listed_wherever_presets_are():
+    names = {"auto", *PRESETS}
+    assert set(get_args(Preset)) == set(CLI_PRESETS) == names
+    for table in (PROTOCOL_PROPAGATION, PROTOCOL_STAGE):
+        assert all(set(per_preset) == set(PRESETS) for per_preset in table.values())

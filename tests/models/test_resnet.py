@@ -1,6 +1,9 @@
+import copy
+
 import pytest
 import torch
 import torchvision
+from torch import nn
 
 from correlearn.models.resnet import resnet18, resnet50, resnet_test
 
@@ -38,6 +41,36 @@ def test_siamfc_dilations_keep_res5_at_8():
     assert block.conv1.stride == (1, 1) and block.downsample[0].stride == (1, 1)
     with torch.no_grad():
         assert net.dense(torch.randn(1, 3, 64, 64)).shape == (1, 512, 8, 8)
+
+
+def _reflect_convs_rebuilt(net):
+    """``net`` with each padded conv rebuilt as torch's own reflect-padded conv, same weight."""
+    for name, conv in list(net.net.named_modules()):
+        if isinstance(conv, nn.Conv2d) and sum(conv.padding) > 0:
+            new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                            conv.padding, conv.dilation, bias=False, padding_mode="reflect")  # fmt: skip
+            new.weight = conv.weight
+            parent, _, attr = name.rpartition(".")
+            setattr(net.net.get_submodule(parent) if parent else net.net, attr, new)
+    return net
+
+
+@pytest.mark.parametrize("dilations", [(1, 1, 1, 1), (1, 1, 2, 4)])
+def test_reflect_padding_is_torchs_reflect_conv_in_every_padded_conv(dilations):
+    """CRW's padding: the same outputs as torch's reflect convs (with the dilated padding where
+    the dilations changed it); 1x1 convs have no padding to change."""
+    net = resnet_test(strides=(1, 2, 1, 1), dilations=dilations, padding_mode="reflect").eval()
+    zeros = resnet_test(strides=(1, 2, 1, 1), dilations=dilations).eval()
+    zeros.net.load_state_dict(net.net.state_dict())
+    assert net.net.layer3[0].downsample[0].padding_mode == "zeros"
+    assert net.net.conv1.padding_mode == net.net.layer4[0].conv2.padding_mode == "reflect"
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        want = _reflect_convs_rebuilt(copy.deepcopy(zeros)).dense(x)
+        torch.testing.assert_close(net.dense(x), want)
+        assert not torch.allclose(zeros.dense(x), want, atol=1e-3)
+    with pytest.raises(ValueError, match="padding_mode"):
+        resnet_test(padding_mode="mirror")
 
 
 def test_bottleneck_stride_on_conv2_and_downsample():

@@ -11,6 +11,7 @@ from typing import Any
 from correlearn.checkpoints.files import CheckpointError
 from correlearn.checkpoints.formats.base import Extracted, Format
 from correlearn.checkpoints.formats.cim import CIM
+from correlearn.checkpoints.formats.crw import CRW
 from correlearn.checkpoints.formats.dino import DINO
 from correlearn.checkpoints.formats.mae import MAE
 from correlearn.checkpoints.formats.mmaction import VFS
@@ -19,7 +20,7 @@ from correlearn.checkpoints.formats.openselfsup import OPENSELFSUP
 from correlearn.checkpoints.formats.plain import TIMM, TORCHVISION
 
 FORMATS: dict[str, Format] = {
-    f.name: f for f in (DINO, CIM, VFS, MOCO, OPENSELFSUP, MAE, TORCHVISION, TIMM)
+    f.name: f for f in (DINO, CIM, VFS, CRW, MOCO, OPENSELFSUP, MAE, TORCHVISION, TIMM)
 }
 
 
