@@ -48,6 +48,14 @@ learning: setup
 faults: setup
 	$(BIN)/python bench/faults.py
 
+# The documentation site (mkdocs.yml, docs/): built into site/, every warning an error.
+.PHONY: docs docs-serve
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: setup
+	$(BIN)/mkdocs serve --strict
+
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CORRELEARN_HOME)/mlflow.db \
 		--default-artifact-root $(CORRELEARN_HOME)/mlartifacts --host 127.0.0.1 --port 5000

@@ -9,8 +9,8 @@ Takes the newest ``$CORRELEARN_HOME/reports/*.html`` (or the file given), then:
 2. ``--screenshot`` (1280 px wide): the picture must not be blank (enough distinct colours and
    contrast).
 
-``--save PATH`` copies the screenshot (e.g. ``docs/report.png`` for the README). Exit status 0 when
-every check passes, 1 otherwise, 2 when no report or no Chromium is found.
+``--save PATH`` copies the screenshot (e.g. ``docs/report.png``, shown in docs/operate.md). Exit
+status 0 when every check passes, 1 otherwise, 2 when no report or no Chromium is found.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         from PIL import Image
 
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
-        with Image.open(screenshot) as im:  # palette PNG: a third of the size, for the README
+        with Image.open(screenshot) as im:  # palette PNG: a third of the size, for the docs
             im.convert("RGB").quantize(256).save(args.save, optimize=True)
         print(f"saved {args.save}")
     return 1 if problems else 0

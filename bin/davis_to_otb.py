@@ -4,7 +4,8 @@
 
 Each sequence becomes ``OUT/<seq>/img/0001.jpg ...`` and ``OUT/<seq>/groundtruth_rect.txt`` (one
 1-based ``x,y,w,h`` line per frame: the bounding box of the object's mask; a frame without the
-object repeats the last box). This is how the README's held-out tracking table was made.
+object repeats the last box). This is how the held-out tracking table of docs/evaluation.md was
+made.
 """
 
 from __future__ import annotations
