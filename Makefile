@@ -56,7 +56,10 @@ docs: setup
 docs-serve: setup
 	$(BIN)/mkdocs serve --strict
 
+# Prints the link to the correlearn experiment's runs (tagging the experiment as model training
+# first, see correlearn.tracking), then serves the local store.
 ui: setup
+	@$(BIN)/python -c 'from correlearn.tracking import local_ui_link; print("correlearn runs:", local_ui_link())' || true
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CORRELEARN_HOME)/mlflow.db \
 		--default-artifact-root $(CORRELEARN_HOME)/mlartifacts --host 127.0.0.1 --port 5000
 

@@ -15,14 +15,28 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from correlearn.workspace import Workspace
 
+if TYPE_CHECKING:
+    from mlflow.entities import Experiment
+
 EXPERIMENT = "correlearn"
 _MAX_PARAM = 6000
+
+# MLflow 3's UI lays an experiment out by its kind, read from this tag (the UI's kind selector
+# writes it, and MLflow sets it to "genai_development" on its own GenAI demo). Untagged, the UI
+# guesses, and an experiment without traces can open on the empty GenAI "Traces" overview.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # shown as "Machine learning": runs, metrics, charts
+# Newer MLflow 3 UIs (3.17, for one) ignore that tag and lay every experiment out by the sidebar's
+# "GenAI / Machine learning" switch, GenAI unless the browser remembers otherwise; this query
+# parameter picks "Machine learning" for the page a link opens, so correlearn's links carry it.
+UI_QUERY = "workflowType=machine_learning"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `make ui` serves the local store
 
 
 class TrackingError(RuntimeError):
@@ -111,10 +125,31 @@ def check_prefect_api(timeout_s: float = 5.0) -> None:
         _check_health("PREFECT_API_URL", url, hint, timeout_s)
 
 
+def experiment_kind_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """The kind tag to add to an experiment that has ``tags``.
+
+    A kind already set is kept, whatever it is: someone chose it (in the UI's kind selector or with
+    ``set_experiment_tag``), and a tracker starting must not undo that choice.
+
+    Args:
+        tags: The experiment's current tags (empty for a new experiment).
+
+    Returns:
+        ``{EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}`` when no kind is set, else an empty dict.
+    """
+    return {} if tags.get(EXPERIMENT_KIND_TAG) else {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+
+
 class Tracker:
     """A thin layer over :class:`mlflow.MlflowClient` bound to the workspace's experiment."""
 
-    def __init__(self, ws: Workspace):
+    def __init__(self, ws: Workspace, uri: str | None = None):
+        """Open (creating where needed) the workspace's store and its ``correlearn`` experiment.
+
+        Args:
+            ws: The workspace.
+            uri: The tracking URI (default: :attr:`Workspace.tracking_uri`).
+        """
         import logging
 
         import mlflow  # Heavy import, kept out of module import time for the CLI's --help.
@@ -122,7 +157,7 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
-        self.uri = ws.tracking_uri
+        self.uri = uri or ws.tracking_uri
         check_server(self.uri)
         if ws.read_only:
             self._open_read_only(ws)
@@ -150,17 +185,31 @@ class Tracker:
     def _experiment(self, ws: Workspace) -> str:
         exp = self.client.get_experiment_by_name(EXPERIMENT)
         if exp is not None:
-            return exp.experiment_id
+            return self._mark_kind(exp)
         # The local store sets its artifact location explicitly so artifacts land in the
         # workspace, not in whatever the current directory is.
         location = None if self.uri.startswith("http") else ws.mlflow_artifacts.as_uri()
         try:
-            return self.client.create_experiment(EXPERIMENT, artifact_location=location)
+            return self.client.create_experiment(
+                EXPERIMENT, artifact_location=location, tags=experiment_kind_tags({})
+            )
         except Exception:  # another client (on a server: another machine) created it first
             exp = self.client.get_experiment_by_name(EXPERIMENT)
             if exp is None:
                 raise
-            return exp.experiment_id
+            return self._mark_kind(exp)
+
+    def _mark_kind(self, exp: Experiment) -> str:
+        """Tag an experiment created before the kind tag (or by another tool); returns its id."""
+        for key, value in experiment_kind_tags(exp.tags).items():
+            try:
+                self.client.set_experiment_tag(exp.experiment_id, key, value)
+            except Exception as exc:  # noqa: BLE001 - e.g. a server user who may only log runs
+                # The tag only chooses the UI's layout: not worth failing a run over.
+                logging.getLogger(__name__).warning(
+                    "could not tag experiment %s: %s", EXPERIMENT, exc
+                )
+        return exp.experiment_id
 
     def reap_dead_runs(self) -> list[str]:
         """Mark KILLED the RUNNING runs started on this host by a process that no longer exists.
@@ -261,8 +310,42 @@ class Tracker:
             store_log.setLevel(level)
 
 
+def ui_base(uri: str) -> str:
+    """The MLflow UI of a tracking URI: the server itself, or ``make ui`` for the local store.
+
+    ``CORRELEARN_MLFLOW_UI`` overrides it (a proxy, another port).
+    """
+    base = uri if uri.startswith("http") else LOCAL_UI
+    return os.environ.get("CORRELEARN_MLFLOW_UI", base).rstrip("/")
+
+
+def experiment_url(base: str, experiment_id: str) -> str:
+    """A link to an experiment's page in the MLflow UI at ``base``, opening on its runs table."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}?{UI_QUERY}"
+
+
 def run_url(tracker: Tracker, run_id: str) -> str:
     """A link to a run in the MLflow UI (for a server URI) or the local store's UI (``make ui``)."""
-    base = tracker.uri if tracker.uri.startswith("http") else "http://127.0.0.1:5000"
-    base = os.environ.get("CORRELEARN_MLFLOW_UI", base)
-    return f"{base.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs/{run_id}"
+    base = ui_base(tracker.uri)
+    return f"{base}/#/experiments/{tracker.experiment_id}/runs/{run_id}?{UI_QUERY}"
+
+
+def local_ui_link(home: str | Path | None = None) -> str:
+    """The local store's ``correlearn`` experiment in ``make ui``, tagged with its kind first.
+
+    Opening a :class:`Tracker` on the local store creates the experiment with the kind tag, or adds
+    the tag to an older experiment, before the UI first shows it.
+
+    Args:
+        home: The workspace (default: ``CORRELEARN_HOME``, else ``./.correlearn``).
+
+    Returns:
+        The link :func:`experiment_url` gives for the experiment; the UI's home page where a
+        read-only workspace has none.
+    """
+    from correlearn.workspace import get_workspace
+
+    ws = get_workspace(home)
+    tracker = Tracker(ws, uri=ws.local_tracking_uri)
+    base = os.environ.get("CORRELEARN_MLFLOW_UI", LOCAL_UI).rstrip("/")
+    return experiment_url(base, tracker.experiment_id) if tracker.experiment_id else base

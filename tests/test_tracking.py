@@ -70,3 +70,49 @@ def test_runs_of_dead_processes_are_marked_killed_and_can_resume(tmp_path):
     assert status == {dead: "KILLED", alive: "RUNNING", elsewhere: "RUNNING"}
     assert again.start("pretrain_image", resume_run_id=dead) == dead
     assert again.client.get_run(dead).info.status == "RUNNING"
+
+
+KIND = "mlflow.experimentKind"  # the experiment tag MLflow 3's UI reads for an experiment's layout
+
+
+def test_the_experiment_is_created_and_kept_marked_as_model_training(tmp_path, monkeypatch):
+    import mlflow
+
+    from correlearn.tracking import experiment_kind_tags
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert experiment_kind_tags({}) == {KIND: "custom_model_development"}
+    assert experiment_kind_tags({KIND: "genai_development"}) == {}
+
+    fresh = Tracker(get_workspace(tmp_path / "fresh"))
+    tags = fresh.client.get_experiment(fresh.experiment_id).tags
+    assert tags[KIND] == "custom_model_development"
+
+    # A workspace from before the tag: its experiment is marked when a tracker next opens it.
+    ws = get_workspace(tmp_path / "old")
+    old = mlflow.MlflowClient(tracking_uri=ws.tracking_uri).create_experiment("correlearn")
+    assert KIND not in mlflow.MlflowClient(ws.tracking_uri).get_experiment(old).tags
+    tracker = Tracker(ws)
+    assert tracker.experiment_id == old
+    assert tracker.client.get_experiment(old).tags[KIND] == "custom_model_development"
+
+    # A kind someone chose is theirs: a tracker starting leaves it alone.
+    tracker.client.set_experiment_tag(old, KIND, "genai_development")
+    assert Tracker(ws).client.get_experiment(old).tags[KIND] == "genai_development"
+
+
+def test_links_open_the_ui_in_its_machine_learning_layout(tmp_path, monkeypatch):
+    from correlearn.tracking import experiment_url, local_ui_link, run_url
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("CORRELEARN_MLFLOW_UI", raising=False)
+    url = experiment_url("http://h:5000/", "7")
+    assert url == "http://h:5000/#/experiments/7?workflowType=machine_learning"
+    tracker = Tracker(get_workspace(tmp_path / "home"))
+    eid = tracker.experiment_id
+    assert run_url(tracker, "r1") == (
+        f"http://127.0.0.1:5000/#/experiments/{eid}/runs/r1?workflowType=machine_learning"
+    )
+    # `make ui`'s link: the local store's experiment, even with a tracking server configured.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    assert local_ui_link(tmp_path / "home") == experiment_url("http://127.0.0.1:5000", eid)
