@@ -20,7 +20,7 @@ from correlearn.tracking import check_prefect_api, check_server
 from correlearn.workspace import activate
 
 # Flows with a ``map_shards`` parameter (flows.method_flow); kept literal so --help imports no flow.
-METHOD_FLOW_NAMES = ("byol", "orl", "cim", "vfs", "siammae")
+METHOD_FLOW_NAMES = ("byol", "orl", "cim", "vfs", "siammae", "cropmae")
 
 
 def stage_run(args: argparse.Namespace) -> int:

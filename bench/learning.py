@@ -42,7 +42,7 @@ from correlearn.records import FlowRun  # noqa: E402
 
 HELDOUT = REPO / "data" / "davis-heldout"
 DEFAULT_DATA = [REPO.parent / "shared" / "data" / "davis2016-train", REPO / "data" / "davis-mini"]
-METHODS = ["byol", "orl", "cim", "vfs", "siammae"]
+METHODS = ["byol", "orl", "cim", "vfs", "siammae", "cropmae"]
 
 # ``--gpu``: VFS ResNet-18 and SiamMAE ViT-S/16 at 224 px in bf16 on one GPU, label propagation at
 # 480p. Sized for about 8 minutes on an H100-class GPU; not yet timed on one.

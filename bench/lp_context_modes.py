@@ -38,7 +38,7 @@ from correlearn.eval.label_propagation import (  # noqa: E402
     upsample_via,
     write_davis_masks,
 )
-from correlearn.models import build_backbone  # noqa: E402
+from correlearn.models import backbone_info, build_backbone  # noqa: E402
 from correlearn.models.io import BackboneLoadError, load_backbone, read_backbone_spec  # noqa: E402
 
 MODES = ("queue", "vfs", "crw")
@@ -61,8 +61,9 @@ def backbone_and_preset(checkpoint: Path | None, preset: str) -> tuple:
     spec = read_backbone_spec(checkpoint)
     name = choose_preset(preset, spec)
     strides = LabelPropConfig.preset(name).strides
-    resnet = spec["backbone"].startswith("resnet")
-    net = load_backbone(checkpoint, **({"strides": tuple(strides)} if strides and resnet else {}))
+    takes_strides = "strides" in backbone_info(spec["backbone"]).options
+    kwargs = {"strides": tuple(strides)} if strides and takes_strides else {}
+    net = load_backbone(checkpoint, **kwargs)
     return net, name, f"{checkpoint} ({spec['backbone']}, {spec.get('method')})"
 
 

@@ -1,3 +1,3 @@
-"""correlearn: self-supervised correspondence learning (CIM, ORL, VFS, SiamMAE) as cached pipelines."""
+"""correlearn: self-supervised correspondence learning (CIM, ORL, VFS, SiamMAE, CropMAE), cached."""
 
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
 from flows.byol import byol_flow
 from flows.cim import cim_flow
+from flows.cropmae import cropmae_flow
 from flows.orl import orl_flow
 from flows.siammae import siammae_flow
 from flows.vfs import vfs_flow
@@ -12,4 +13,5 @@ METHOD_FLOWS = {
     "cim": cim_flow,
     "vfs": vfs_flow,
     "siammae": siammae_flow,
+    "cropmae": cropmae_flow,
 }

@@ -18,6 +18,7 @@ from prefect.futures import wait
 from prefect.utilities.annotations import unmapped
 
 from correlearn.config import ConfigError
+from correlearn.models import backbone_info
 from correlearn.pipeline import Pipeline
 from correlearn.records import FlowRun, MethodEvaluation, StageRun
 from correlearn.tracking import Tracker
@@ -129,7 +130,8 @@ class FlowSession:
         """Run ``init_random`` (``seed``) with the backbone that ``trained_stage``'s config trains."""
         cfg = self.section(trained_stage).method
         kwargs = dict(cfg.backbone_kwargs)
-        if cfg.backbone.startswith("vit") and getattr(cfg, "pos_embed", None):
+        takes_pos_embed = "pos_embed" in backbone_info(cfg.backbone).options
+        if takes_pos_embed and getattr(cfg, "pos_embed", None):
             # Like for like: a method that starts from MAE's fixed sin-cos table is compared with
             # a random ViT that has the same table, not timm's random learned one.
             kwargs.setdefault("pos_embed", cfg.pos_embed)
@@ -144,8 +146,8 @@ class FlowSession:
         )
 
     def has_batchnorm(self, trained_stage: str) -> bool:
-        """Whether the trained backbone has BatchNorm (the ResNets; the ViTs use LayerNorm)."""
-        return self.section(trained_stage).method.backbone.startswith("resnet")
+        """Whether the trained backbone has BatchNorm (:func:`backbone_info`; ViT: LayerNorm)."""
+        return backbone_info(self.section(trained_stage).method.backbone).has_batchnorm
 
     def record_evaluation(self, record: MethodEvaluation) -> None:
         """Keep one method's evaluation record and log its J&F-vs-steps curve to MLflow."""

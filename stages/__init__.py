@@ -1,9 +1,10 @@
 """The stage registry: one small module per stage, and one training stage per registered method.
 
 No algorithm lives here. The pre-training stages (``pretrain_image``, ``pretrain_object``,
-``pretrain_cim``, ``pretrain_vfs``, ``pretrain_siammae``) have no module of their own: each is
-:func:`~correlearn.pretrain.stage.pretrain_stage` over its entry in the methods registry
-(:data:`correlearn.pretrain.METHODS`), which names the stage, its version and its description.
+``pretrain_cim``, ``pretrain_vfs``, ``pretrain_siammae``, ``pretrain_cropmae``) have no module of
+their own: each is :func:`~correlearn.pretrain.stage.pretrain_stage` over its entry in the methods
+registry (:data:`correlearn.pretrain.METHODS`), which names the stage, its version and its
+description.
 """
 
 from correlearn.pretrain import METHODS

@@ -20,7 +20,7 @@ from correlearn.data.sources import DatasetSpec
 from correlearn.eval import finetune
 from correlearn.eval.finetune_recipe import HParamOverrides, check_recipe, recipe, vit_epochs
 from correlearn.eval.probe_data import labelled_images
-from correlearn.models import ViT
+from correlearn.models import ViT, backbone_info
 from correlearn.models.io import (
     BACKBONE_FILE,
     load_backbone,
@@ -92,7 +92,7 @@ def run(ctx: StageContext) -> dict:
     ckpt = ctx.input_path("checkpoint")
     spec = read_backbone_spec(ckpt)
     hp = recipe(cfg.recipe, spec["backbone"], cfg.hparams)
-    vit = spec["backbone"].startswith("vit")
+    drop_path = "drop_path_rate" in backbone_info(spec["backbone"]).options
     check_recipe(hp, spec["backbone"])
     (tr_p, tr_y), (te_p, te_y) = _data(ctx, cfg)
     if hp.batch_size > len(tr_p):
@@ -102,7 +102,7 @@ def run(ctx: StageContext) -> dict:
             f"{len(tr_p)} training images; set hparams.batch_size to at most {len(tr_p)}"
         )
     device = resolve_device(cfg.device)
-    backbone = load_backbone(ckpt, **({"drop_path_rate": hp.drop_path} if vit else {}))
+    backbone = load_backbone(ckpt, **({"drop_path_rate": hp.drop_path} if drop_path else {}))
     if isinstance(backbone, ViT):
         if "epochs" not in cfg.hparams:  # the recipe's epochs follow the model's size
             hp = hp.model_copy(update={"epochs": vit_epochs(backbone.embed_dim)})

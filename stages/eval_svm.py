@@ -78,7 +78,7 @@ def run(ctx: StageContext) -> dict:
     spec, root = source_of(ctx)
     backbone = load_backbone(ctx.input_path("checkpoint")).to(resolve_device(cfg.device))
     meta = read_backbone_spec(ctx.input_path("checkpoint"))
-    layer = cfg.layer if meta["backbone"].startswith("resnet") else None
+    layer = backbone.info.dense_layer(cfg.layer)  # a ViT has one dense map: its last block
     tr_p, tr_y, names = _split(spec, root, "trainval")
     te_p, te_y, te_names = _split(spec, root, "test")
     if names != te_names:

@@ -27,6 +27,7 @@ from pydantic import AfterValidator, Field
 from torch import nn
 
 from correlearn.config import ConfigError, StrictModel, overrides_of
+from correlearn.models import backbone_info
 
 
 class FinetuneHParams(StrictModel):
@@ -116,10 +117,14 @@ def vit_epochs(embed_dim: int) -> int:
     return 100 if embed_dim <= 768 else 50
 
 
+#: The recipe ``auto`` picks for each backbone family.
+AUTO_RECIPES: dict[str, str] = {"vit": "vit_mae", "resnet": "resnet_rsb_a3"}
+
+
 def recipe(name: str, backbone: str, overrides: dict) -> FinetuneHParams:
-    """The hyper-parameters of ``name`` (``auto``: ViT -> ``vit_mae``, else ``resnet_rsb_a3``)."""
+    """The hyper-parameters of ``name`` (``auto``: the family's, :data:`AUTO_RECIPES`)."""
     if name == "auto":
-        name = "vit_mae" if backbone.startswith("vit") else "resnet_rsb_a3"
+        name = AUTO_RECIPES[backbone_info(backbone).family]
     return FinetuneHParams.model_validate({**RECIPES[name], **overrides})
 
 
@@ -127,10 +132,10 @@ def check_recipe(hp: FinetuneHParams, backbone: str) -> None:
     """Fail before training on settings the backbone or the batch cannot honour.
 
     Raises:
-        ConfigError: stochastic depth on a torchvision ResNet, or mixup/cutmix with an odd batch
-            (they pair each sample with its mirror in the batch).
+        ConfigError: stochastic depth on a backbone without it (torchvision ResNet blocks), or
+            mixup/cutmix with an odd batch (they pair each sample with its mirror in the batch).
     """
-    if hp.drop_path > 0 and not backbone.startswith("vit"):
+    if hp.drop_path > 0 and "drop_path_rate" not in backbone_info(backbone).options:
         raise ConfigError(
             f"eval_finetune.hparams.drop_path: {hp.drop_path}, but {backbone} "
             "(torchvision blocks) has no stochastic depth; set it to 0"

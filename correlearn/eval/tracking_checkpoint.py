@@ -20,6 +20,7 @@ import torch
 
 from correlearn.config import ConfigError
 from correlearn.eval.tracking import RESNET_DILATIONS, RESNET_STRIDES, SiamHead
+from correlearn.models import backbone_info
 from correlearn.models.io import BACKBONE_FILE, BACKBONE_SPEC, load_backbone, read_backbone_spec
 from correlearn.train.checkpoint import atomic_torch_save
 
@@ -30,28 +31,32 @@ HEAD_INFO = "head.json"
 def load_tracking_backbone(folder: Path, device) -> tuple[torch.nn.Module, dict]:
     """The checkpoint's backbone, frozen, as the tracking protocol runs it.
 
-    ResNets get res4/res5 strides removed and dilations 2 and 4 (VFS Sec. 4.1), so res5 has
-    stride 8; ViTs (not part of the protocol) give their patch tokens at the patch stride.
+    A backbone that takes strides and dilations (a ResNet) gets res4/res5 strides removed and
+    dilations 2 and 4 (VFS Sec. 4.1), so res5 has stride 8; one with a single dense map (a ViT, not
+    part of the protocol) gives its patch tokens at the patch stride.
 
     Returns:
         ``(backbone in eval mode on device, {"backbone", "channels", "total_stride"})``.
     """
     spec = read_backbone_spec(folder)
-    resnet = spec["backbone"].startswith("resnet")
-    kw = {"strides": RESNET_STRIDES, "dilations": RESNET_DILATIONS} if resnet else {}
+    options = backbone_info(spec["backbone"]).options
+    dilated = {"strides", "dilations"} <= options
+    kw = {"strides": RESNET_STRIDES, "dilations": RESNET_DILATIONS} if dilated else {}
     backbone = load_backbone(folder, **kw).to(device).eval()
     for p in backbone.parameters():
         p.requires_grad_(False)
-    layer = "res5" if resnet else None
-    channels = backbone.dense_dim(layer) if resnet else backbone.out_dim
-    meta = {"backbone": spec["backbone"], "channels": int(channels)}
+    layer = backbone.info.dense_layer("res5")
+    meta = {"backbone": spec["backbone"], "channels": int(backbone.dense_dim(layer))}
     meta["total_stride"] = int(backbone.dense_stride(layer))
     return backbone, meta
 
 
 def res5_features(backbone: torch.nn.Module):
-    """``fn(x: (B, 3, H, W)) -> (B, C, h, w)``: raw (not normalised) res5, as SiamFC correlates."""
-    layer = "res5" if hasattr(backbone, "dense_dim") else None
+    """``fn(x: (B, 3, H, W)) -> (B, C, h, w)``: raw (not normalised) res5, as SiamFC correlates.
+
+    A backbone with a single dense map (a ViT) gives that map.
+    """
+    layer = backbone.info.dense_layer("res5")
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -17,7 +17,7 @@ from correlearn.train.schedules import ema_tau
 
 
 class Method(nn.Module):
-    """Base class of the methods (BYOL, ORL, CIM, VFS, SiamMAE) and of anything ``fit`` trains.
+    """Base class of the methods (BYOL, ORL, CIM, VFS, SiamMAE, CropMAE) and of what ``fit`` trains.
 
     Subclasses implement :meth:`training_step` and set ``backbone`` (the network that is evaluated
     and exported); a method with an EMA target also overrides :meth:`ema_pairs` and sets

@@ -19,7 +19,9 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-LAYERS = ("res2", "res3", "res4", "res5")
+from correlearn.models.info import RESNET_LAYERS, BackboneInfo, resnet_info
+
+LAYERS = RESNET_LAYERS
 _STEM_STRIDE = 4  # conv1 (stride 2) + maxpool (stride 2)
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -114,6 +116,11 @@ class ResNet(nn.Module):
             name: _stage_channels(layer) for name, layer in zip(LAYERS, stages, strict=True)
         }
         self.out_dim = self._channels["res5"]
+
+    @property
+    def info(self) -> BackboneInfo:
+        """This network's record (:mod:`correlearn.models.info`), with its own dense strides."""
+        return resnet_info(tuple(self.dense_stride(name) for name in LAYERS))
 
     def dense_dim(self, layer: str | None = None) -> int:
         """Channels of the dense map ``layer`` (``"res2".."res5"``, default ``"res5"``)."""

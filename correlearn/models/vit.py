@@ -26,6 +26,7 @@ from timm.models._manipulate import checkpoint_seq
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from correlearn.models.info import BackboneInfo, vit_info
 from correlearn.models.pos_embed import sincos_2d
 
 PosEmbed = Literal["learned", "sincos"]
@@ -76,6 +77,15 @@ class ViT(nn.Module):
                 pe.copy_(table.unsqueeze(0))
         pe.requires_grad_(kind == "learned")
         self.pos_embed_kind = kind
+
+    @property
+    def info(self) -> BackboneInfo:
+        """This network's record (:mod:`correlearn.models.info`): one dense map, patch stride."""
+        return vit_info(self.patch_size)
+
+    def dense_dim(self, layer: str | None = None) -> int:
+        """Channels of the dense map (the token width); ``layer`` is accepted and ignored."""
+        return self.embed_dim
 
     def dense_stride(self, layer: str | None = None) -> int:
         """Input pixels per patch token (the patch size); ``layer`` is accepted and ignored."""

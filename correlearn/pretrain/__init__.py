@@ -13,6 +13,7 @@ from __future__ import annotations
 from correlearn.config import ConfigError
 from correlearn.methods.byol import BYOL
 from correlearn.methods.cim import CIM
+from correlearn.methods.cropmae import CropMAE
 from correlearn.methods.orl import ORL
 from correlearn.methods.siammae import SiamMAE
 from correlearn.methods.vfs import VFS
@@ -48,6 +49,12 @@ METHODS: dict[str, MethodSpec] = {
         "siammae", C.PretrainSiamMAEConfig, SiamMAE, D.VIDEOS, D.siammae_batch,
         "pretrain_siammae", 2, "SiamMAE masked frame-pair pre-training on videos",
         D.siammae_heldout,
+    ),
+    # SiamMAE's model on two crops of one image (CropMAE Fig. 1), on BYOL's image shards.
+    "cropmae": MethodSpec(
+        "cropmae", C.PretrainCropMAEConfig, CropMAE, D.IMAGES, D.cropmae_batch,
+        "pretrain_cropmae", 1, "CropMAE masked crop-pair pre-training on images",
+        D.cropmae_heldout,
     ),
 }  # fmt: skip
 

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from correlearn.config import IN_KEY_UNLESS_DEFAULT, StrictModel
 from correlearn.methods.byol import BYOLConfig, byol_sgd
 from correlearn.methods.cim import CIMConfig
+from correlearn.methods.cropmae import CropMAEConfig
 from correlearn.methods.orl import ORLConfig
 from correlearn.methods.siammae import SiamMAEConfig
 from correlearn.methods.vfs import VFSConfig
@@ -128,3 +129,30 @@ class PretrainSiamMAEConfig(StrictModel):
                 f"method.repeated_sampling ({r})"
             )
         return self
+
+
+def _cropmae_optim() -> OptimConfig:
+    # Ref scripts/train_cropmae_in.sh: AdamW --betas=0.9,0.95, --weight_decay=0.05 (timm's
+    # param_groups_weight_decay: none on biases and norms), --blr=1e-4 x batch/256, warm-up
+    # --warmup_epochs_prop=0.05 of 400 epochs = 20, half-cosine to --min_lr_prop=0.0, no clipping.
+    return OptimConfig(
+        name="adamw", base_lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, warmup_epochs=20
+    )
+
+
+def _cropmae_train() -> TrainConfig:
+    # Ref scripts/train_cropmae_in.sh: --epochs=400, --batch_size=128 per GPU x 4 nodes x 4 GPUs
+    # (--accum_iter=1) = 2048 effective; ``batch_size`` is per process here.
+    return TrainConfig(epochs=400, batch_size=2048)
+
+
+class PretrainCropMAEConfig(StrictModel):
+    """CropMAE method, loop and optimiser; defaults are the reference's ImageNet run.
+
+    ``train.batch_size`` counts images, one crop pair each; an epoch is one pass over the images.
+    """
+
+    method: CropMAEConfig = Field(default_factory=CropMAEConfig)
+    train: TrainConfig = Field(default_factory=_cropmae_train)
+    optim: OptimConfig = Field(default_factory=_cropmae_optim)
+    val: HeldoutConfig = _val()

@@ -21,6 +21,7 @@ from correlearn.data.readers import ShardedImages, ShardedVideos
 from correlearn.data.sources import DataError
 from correlearn.data.usable_videos import draw_videos, usable_videos
 from correlearn.methods.byol import build_byol_batch
+from correlearn.methods.cropmae import build_cropmae_batch
 from correlearn.methods.orl import build_orl_batch
 from correlearn.methods.orl_rois import RoIPairIndex
 from correlearn.methods.siammae import build_siammae_batch
@@ -113,6 +114,11 @@ def orl_batch(data: TrainingData, cfg: Any, step: int, rng, gen) -> dict:
     return build_orl_batch(data["images"], data["pairs"], data["boxes"], idx, rng, cfg.method)
 
 
+def cropmae_batch(data: TrainingData, cfg: Any, step: int, rng, gen) -> dict:
+    """CropMAE: ``train.batch_size`` random images, a global and a local crop of each."""
+    return build_cropmae_batch(_draw_images(data, cfg, rng), rng, cfg.method)
+
+
 def vfs_batch(data: TrainingData, cfg: Any, step: int, rng, gen) -> dict:
     """VFS: ``train.batch_size`` distinct usable videos, frames drawn by the method's sampler."""
     ids = draw_videos(rng, data["video_ids"], cfg.train.batch_size)
@@ -153,6 +159,15 @@ def cim_heldout(data: TrainingData, cfg: Any, rng: np.random.Generator) -> list[
     images = data["images"]
     return [
         build_cim_batch([images[i]["image"] for i in idx], rng, cfg.method.pair)
+        for idx in _chunks(len(images), cfg.val.batch_size)
+    ]
+
+
+def cropmae_heldout(data: TrainingData, cfg: Any, rng: np.random.Generator) -> list[dict]:
+    """CropMAE: the two crops of every held-out image."""
+    images = data["images"]
+    return [
+        build_cropmae_batch([images[i]["image"] for i in idx], rng, cfg.method)
         for idx in _chunks(len(images), cfg.val.batch_size)
     ]
 

@@ -10,16 +10,19 @@ the method on them with :meth:`~correlearn.methods.base.Method.pretext_metrics`:
 
 Scoring runs in eval mode, without gradients, with the global RNGs forked, and restores every
 module's training flag: it changes neither the weights, nor the BatchNorm statistics, nor the
-random stream of training (a run with ``val.every`` trains bit-identical weights).
+random stream of training (a run with ``val.every`` trains bit-identical weights). With
+``val.batch_norm: batch`` BatchNorm normalises each held-out batch by its own statistics, as the
+loss sees it in training, and its running statistics are put back afterwards.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from correlearn.artifacts import write_json_atomic
-from correlearn.config import NOT_IN_KEY, ConfigError, StrictModel
+from correlearn.config import IN_KEY_UNLESS_DEFAULT, NOT_IN_KEY, ConfigError, StrictModel
 from correlearn.data.sources import DatasetSpec, list_videos
 from correlearn.data.video_frames import read_video
 from correlearn.pretrain.heldout_data import frame_box, memory_images, memory_videos
@@ -51,6 +54,12 @@ class HeldoutConfig(StrictModel):
         batch_size: images per forward batch of the image methods.
         seed: seed of the held-out draw (views, crops, exemplars, frame pairs, masks).
         init_seeds: the untrained init is scored at each of these seeds.
+        batch_norm: what BatchNorm normalises the held-out batches with: ``running``, the running
+            statistics (eval mode); ``batch``, each held-out batch's own statistics, as training
+            does. Running statistics trail weights that move fast (momentum 0.1): early in a run
+            BYOL's eval-mode target projections of different images agree to a cosine of 0.99
+            while in training they differ (0.34), so ``running`` can hide a pairing the loss has
+            learned. ``batch`` scores depend on the held-out batch size (``batch_size``).
     """
 
     dataset: str | None = None
@@ -62,6 +71,9 @@ class HeldoutConfig(StrictModel):
     batch_size: int = Field(32, ge=1)
     seed: int = Field(0, ge=0)
     init_seeds: list[int] = Field(default_factory=lambda: [0, 1])
+    batch_norm: Literal["running", "batch"] = Field(
+        "running", json_schema_extra=IN_KEY_UNLESS_DEFAULT
+    )
 
 
 def open_heldout(dataset: DatasetSpec, base: Path, cfg: HeldoutConfig) -> TrainingData:
@@ -136,6 +148,7 @@ class HeldoutEval:
     batches: list[dict[str, Any]]
     curve: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     path: Path | None = None
+    batch_norm: str = "running"
 
     def resume(self, path: Path, step: int) -> HeldoutEval:
         """Keep the curve in ``path`` (JSON), continuing its points up to ``step``."""
@@ -150,18 +163,23 @@ class HeldoutEval:
         """Draw the batches with ``build(data, cfg, rng)`` from an RNG seeded by ``cfg.val.seed``."""
         with isolated_rng():
             batches = build(data, cfg, np.random.default_rng(cfg.val.seed))
-        return cls([{k: v for k, v in b.items() if torch.is_tensor(v)} for b in batches])
+        tensors = [{k: v for k, v in b.items() if torch.is_tensor(v)} for b in batches]
+        return cls(tensors, batch_norm=cfg.val.batch_norm)
 
     def _on(self, method: nn.Module) -> list[dict[str, torch.Tensor]]:
         device = next(method.parameters()).device
         return [D.to_device(b, device) for b in self.batches]
 
     def score(self, method: nn.Module) -> dict[str, float]:
-        """``method.pretext_metrics`` in eval mode; training flags and RNG streams untouched."""
+        """``method.pretext_metrics`` in eval mode; training flags and RNG streams untouched.
+
+        Under ``batch_norm="batch"`` the BatchNorm layers use batch statistics, and their running
+        statistics are restored afterwards.
+        """
         modes = {m: m.training for m in method.modules()}
         method.eval()
         try:
-            with isolated_rng(), torch.no_grad():
+            with isolated_rng(), torch.no_grad(), _batch_statistics(method, self.batch_norm):
                 return {k: float(v) for k, v in method.pretext_metrics(self._on(method)).items()}
         finally:
             for m, mode in modes.items():
@@ -217,6 +235,24 @@ class HeldoutEval:
                     write_json_atomic(cache, done)
             inits[str(seed)] = done[str(seed)]
         return inits
+
+
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+@contextmanager
+def _batch_statistics(method: nn.Module, mode: str):
+    """Under ``mode == "batch"``: BatchNorm in training mode, its buffers restored on exit."""
+    layers = [m for m in method.modules() if isinstance(m, _BATCH_NORMS)] if mode == "batch" else []
+    saved = [[b.clone() for b in m.buffers()] for m in layers]
+    for m in layers:
+        m.train()
+    try:
+        yield
+    finally:
+        for m, buffers in zip(layers, saved, strict=True):
+            for b, old in zip(m.buffers(), buffers, strict=True):
+                b.copy_(old)
 
 
 def _items(batches: list[dict[str, torch.Tensor]]) -> int:

@@ -2,14 +2,17 @@
 
 from typing import get_args
 
+import pytest
 import torch
 
 from app.cli_checkpoints import PRESETS as CLI_PRESETS
-from correlearn.eval.dense_setup import Preset, choose_preset, dense_setup
+from correlearn.checkpoints.formats import FORMATS
+from correlearn.eval.dense_setup import METHOD_PRESETS, Preset, choose_preset, dense_setup
 from correlearn.eval.label_prop_config import PRESETS
 from correlearn.eval.protocol_presets import PROTOCOL_PROPAGATION, PROTOCOL_STAGE
-from correlearn.models import build_backbone
+from correlearn.models import BACKBONE_INFO, build_backbone
 from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
+from correlearn.pretrain import METHODS
 
 
 def test_choose_preset_follows_the_checkpoint_unless_given():
@@ -23,6 +26,22 @@ def test_choose_preset_follows_the_checkpoint_unless_given():
     assert choose_preset("auto", {"backbone": "vit_small_patch16", "method": "cim"}) == "dino_vit"
     # a random init is scored with the protocol of the checkpoint it stands beside
     assert choose_preset("siammae_vit", {"backbone": "vit_small_patch16"}) == "siammae_vit"
+    # a method's preset that does not suit the backbone gives way to the backbone's default
+    assert choose_preset("auto", {"backbone": "resnet18", "method": "siammae"}) == "vfs_resnet"
+
+
+def test_auto_on_an_unregistered_backbone_is_an_error_not_a_guess():
+    with pytest.raises(ValueError, match="unknown backbone 'convnext_tiny'; known: "):
+        choose_preset("auto", {"backbone": "convnext_tiny", "method": "byol"})
+
+
+def test_every_method_preset_names_a_method_and_a_preset_of_a_backbone_family():
+    family_presets = {p for info in BACKBONE_INFO.values() for p in info.lp_presets}
+    assert family_presets == set(PRESETS)
+    for method, preset in METHOD_PRESETS.items():
+        fmt = method.removeprefix("import:")
+        assert method in METHODS or (method != fmt and fmt in FORMATS), method
+        assert preset in family_presets, (method, preset)
 
 
 def test_protocol_then_params_override_the_preset_and_resnets_get_its_strides(tmp_path):

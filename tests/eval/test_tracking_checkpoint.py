@@ -1,4 +1,4 @@
-"""The tracking checkpoint: the head files round trip, ``head: none`` and a missing head."""
+"""The tracking checkpoint: its backbone, the head files round trip, ``head: none``, no head."""
 
 import json
 
@@ -11,10 +11,13 @@ from correlearn.eval.tracking_checkpoint import (
     HEAD_FILE,
     HEAD_INFO,
     link_backbone,
+    load_tracking_backbone,
+    res5_features,
     tracking_head,
     write_head,
 )
-from correlearn.models.io import BACKBONE_FILE, BACKBONE_SPEC
+from correlearn.models import build_backbone
+from correlearn.models.io import BACKBONE_FILE, BACKBONE_SPEC, write_backbone_spec
 
 
 def test_trained_head_round_trips_and_its_sizes_win(tmp_path):
@@ -47,3 +50,21 @@ def test_link_backbone_puts_both_backbone_files_next_to_the_head(tmp_path):
     (src / BACKBONE_SPEC).write_text("{}")
     link_backbone(src, dst)
     assert (dst / BACKBONE_FILE).read_bytes() == b"weights" and (dst / BACKBONE_SPEC).is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "channels", "stride"), [("resnet_test", 512, 8), ("vit_test_patch16", 64, 16)]
+)
+def test_the_tracking_backbone_asks_the_model_for_its_layer(tmp_path, name, channels, stride):
+    """A ResNet runs dilated (res5 at stride 8); a ViT gives its patch tokens."""
+    torch.manual_seed(0)
+    torch.save(build_backbone(name).export_state_dict(), tmp_path / BACKBONE_FILE)
+    write_backbone_spec(tmp_path, name, {}, "random_init")
+    backbone, meta = load_tracking_backbone(tmp_path, "cpu")
+    assert meta == {"backbone": name, "channels": channels, "total_stride": stride}
+    assert res5_features(backbone)(torch.randn(1, 3, 64, 64)).shape == (
+        1,
+        channels,
+        64 // stride,
+        64 // stride,
+    )

@@ -126,8 +126,9 @@ class _NoisyBYOL(BYOL):
         return super().pretext_metrics(batches)
 
 
-def _heldout_eval():
-    cfg = PretrainImageConfig(method=_byol_cfg(), val=HeldoutConfig(batch_size=3))
+def _heldout_eval(batch_norm="running"):
+    val = HeldoutConfig(batch_size=3, batch_norm=batch_norm)
+    cfg = PretrainImageConfig(method=_byol_cfg(), val=val)
     arrays = _frames(5, seed=7, h=40, w=48)
     images = MemoryImages([f"v{i // 2}/{i:05d}" for i in range(5)], arrays)
     data = TrainingData(5, {"images": images, "groups": [0, 0, 1, 1, 2]})
@@ -146,8 +147,9 @@ def _rng_states():
     return s["python"], s["numpy"]["keys"], s["numpy"]["pos"], s["torch"]
 
 
-def test_score_changes_nothing():
-    heldout = _heldout_eval()
+@pytest.mark.parametrize("batch_norm", ["running", "batch"])
+def test_score_changes_nothing(batch_norm):
+    heldout = _heldout_eval(batch_norm)
     torch.manual_seed(0)
     model = _NoisyBYOL(_byol_cfg()).train()
     model.target_backbone.eval()  # a mixed state: each module's flag is restored, not reset
@@ -161,7 +163,8 @@ def test_score_changes_nothing():
     rng = _rng_states()
     scores = heldout.score(model)
     assert set(scores) == {"retrieval_top1"} and 0.0 <= scores["retrieval_top1"] <= 1.0
-    assert model.scored_in_train_mode is False
+    # Only the BatchNorm layers normalise with batch statistics under "batch".
+    assert model.scored_in_train_mode is (batch_norm == "batch")
     after = _rng_states()
     assert after[0] == rng[0] and after[2] == rng[2]
     assert torch.equal(after[1], rng[1]) and torch.equal(after[3], rng[3])
