@@ -284,17 +284,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--preset", choices=PRESETS, help="label-propagation preset (davis, pose, parts)"
     )
-    ev.add_argument(
+    _import_options(ev)
+    add_run_options(ev)
+    ev.set_defaults(fn=_guarded(_eval))
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options of every protocol run (``eval``, ``reproduce``): head data, overrides, output."""
+    p.add_argument(
         "--head-root",
         help="tracking: GOT-10k-layout set the SiamFC head is trained on (train_siamfc_head)",
     )
-    _import_options(ev)
-    ev.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override (the protocol's section by default)",
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override (the protocol's section)"
     )
-    ev.add_argument("--force", action="store_true", help="recompute the evaluation")
-    ev.add_argument("--json", action="store_true", help="end with one JSON line")
-    ev.set_defaults(fn=_guarded(_eval))
+    p.add_argument("--force", action="store_true", help="recompute the evaluation")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")

@@ -118,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_command(sub: argparse._SubParsersAction) -> None:
     """Register ``reproduce`` on the top-level parser's subcommands."""
+    from app.cli_checkpoints import add_run_options
+
     rp = sub.add_parser(
         "reproduce",
         help="evaluate a published checkpoint as its authors did; ours vs their numbers",
@@ -130,17 +132,6 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     rp.add_argument(
         "--table", type=Path, default=TABLE, help="a release table (default: %(default)s)"
     )
-    rp.add_argument(
-        "--head-root",
-        help="tracking: GOT-10k-layout set the SiamFC head is trained on (train_siamfc_head)",
-    )
     rp.add_argument("--config", help="a pipeline config to take other sections from")
-    rp.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override (the protocol's section by default)",
-    )
-    rp.add_argument("--force", action="store_true", help="recompute the evaluation")
-    rp.add_argument("--json", action="store_true", help="end with one JSON line")
+    add_run_options(rp)
     rp.set_defaults(fn=_run)

@@ -38,11 +38,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from correlearn.demo_tables import MethodRow, method_rows  # noqa: E402
+from correlearn.pretrain import METHODS as REGISTRY  # noqa: E402
 from correlearn.records import FlowRun  # noqa: E402
 
 HELDOUT = REPO / "data" / "davis-heldout"
 DEFAULT_DATA = [REPO.parent / "shared" / "data" / "davis2016-train", REPO / "data" / "davis-mini"]
-METHODS = ["byol", "orl", "cim", "vfs", "siammae", "cropmae"]
+METHODS = list(REGISTRY)  # every registered method has a flow of the same name
 
 # ``--gpu``: VFS ResNet-18 and SiamMAE ViT-S/16 at 224 px in bf16 on one GPU, label propagation at
 # 480p. Sized for about 8 minutes on an H100-class GPU; not yet timed on one.

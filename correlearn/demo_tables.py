@@ -141,3 +141,10 @@ def curve_table(runs: list[FlowRun]) -> str:
             points = ", ".join(f"{s}: {_fmt(v)}" for s, v in r.curve)
             lines.append(f"| {r.checkpoint} | {points} |")
     return "\n".join(lines)
+
+
+def closing_tables(runs: list[FlowRun]) -> str:
+    """Markdown: the demo table, then the J&F-vs-steps table where a curve has several points."""
+    if not any(len(r.curve) > 1 for run in runs for r in method_rows(run)):
+        return demo_table(runs)
+    return demo_table(runs) + "\n\nJ&F vs steps (held-out):\n\n" + curve_table(runs)

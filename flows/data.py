@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.session import flow_session
+from flows.flow_session import flow_session
 
 
 @flow(name="data")

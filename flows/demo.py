@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from prefect import flow
 
-from correlearn.demo_tables import curve_table, demo_table
+from correlearn.demo_tables import closing_tables
 from correlearn.records import FlowRun
 from correlearn.workspace import activate
 from flows.evaluation import evaluate_checkpoint
+from flows.flow_session import flow_session
 from flows.methods import METHOD_FLOWS
 from flows.publish import publish_run
-from flows.session import flow_session
 
 
 @flow(name="checkpoints")
@@ -49,7 +49,7 @@ def demo_flow(
     if checkpoints:
         out = checkpoints_flow(config, overrides or [], force or [], stop_after, checkpoints)
         runs.append(FlowRun.from_dict(out))
-    table = demo_table(runs) + "\n\nJ&F vs steps (held-out):\n\n" + curve_table(runs)
+    table = closing_tables(runs)
     ws = activate()
     demo = FlowRun("demo", [r for run in runs for r in run.stages], flows=runs, table=table)
     report = publish_run(demo, config=config, overrides=overrides)

@@ -1,7 +1,7 @@
 """How a method flow trains and evaluates a checkpoint so that its numbers mean something.
 
 For one training stage, :func:`train_and_evaluate` runs (as cached stages, through the flow's
-:class:`~flows.session.FlowSession`):
+:class:`~flows.flow_session.FlowSession`):
 
 1. the training stage at a few step budgets of one schedule (``flow.curve_points``), the last being
    the configured ``train.max_steps``; each budget is its own checkpoint artifact, so label
@@ -120,7 +120,7 @@ def train_and_evaluate(
     """Train ``stage`` (at the curve's budgets), evaluate it and its baselines; see module doc.
 
     Args:
-        s: the flow's :class:`~flows.session.FlowSession`.
+        s: the flow's :class:`~flows.flow_session.FlowSession`.
         name: the checkpoint's name in tables (``"vfs"``).
         stage: the training stage (``"pretrain_vfs"``).
         inputs: the training stage's inputs.

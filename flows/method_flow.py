@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow
 
 from flows.evaluation import train_and_evaluate
-from flows.session import flow_session
+from flows.flow_session import flow_session
 
 
 def method_flow(name: str, stage: str, description: str) -> Any:

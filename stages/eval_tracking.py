@@ -1,6 +1,6 @@
 """Stage ``eval_tracking``: SiamFC on frozen res5 over an OTB-layout set; precision and success.
 
-The VINCE / SeCo protocol VFS reports (Tables 1-8; :mod:`correlearn.eval.tracking`). Its
+The VINCE / SeCo protocol VFS reports (Tables 1-8; :mod:`correlearn.eval.object_tracking`). Its
 checkpoint is, by default, a ``train_siamfc_head`` artifact (backbone + trained 1x1-conv head,
 :mod:`correlearn.eval.tracking_checkpoint`); ``head: none`` tracks with the plain xcorr of the
 checkpoint's own features instead. Next to the tracker it scores the "copy the first box" baseline
@@ -21,7 +21,7 @@ from tqdm import tqdm
 from correlearn.config import StrictModel
 from correlearn.eval import otb
 from correlearn.eval.eval_datasets import EvalDatasetSpec, resolve_source, source_of
-from correlearn.eval.tracking import SIAMFC, SiamFCTracker
+from correlearn.eval.object_tracking import SIAMFC, SiamFCTracker
 from correlearn.eval.tracking_checkpoint import load_tracking_backbone, res5_features, tracking_head
 from correlearn.records import METRICS
 from correlearn.stage import StageContext, StageSpec

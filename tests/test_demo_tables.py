@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from correlearn.demo_tables import curve_table, demo_table, lp_metric, method_row
+from correlearn.demo_tables import closing_tables, curve_table, demo_table, lp_metric, method_row
 from correlearn.records import FlowRun, StageRun
 from tests.flow_run_fixtures import artifact, byol_run, vfs_run
 
@@ -29,6 +29,13 @@ def test_tables_are_the_old_text(tmp_path):
     runs, _ = _runs(tmp_path)
     assert demo_table(runs) == DEMO
     assert curve_table(runs) == CURVE
+
+
+def test_the_curve_table_follows_only_when_a_curve_has_several_points(tmp_path):
+    runs, _ = _runs(tmp_path)
+    assert closing_tables(runs) == DEMO + "\n\nJ&F vs steps (held-out):\n\n" + CURVE
+    # One point per checkpoint (``flow.curve_points: 1``): the demo table alone.
+    assert closing_tables(runs[1:]) == demo_table(runs[1:])
 
 
 def test_old_flow_results_give_the_same_tables(tmp_path):

@@ -21,7 +21,7 @@ from correlearn.config import StrictModel
 from correlearn.data.sources import DataError
 from correlearn.eval import otb, siamfc_train
 from correlearn.eval.features import frame_to_tensor
-from correlearn.eval.tracking import SIAMFC, SiamHead
+from correlearn.eval.object_tracking import SIAMFC, SiamHead
 
 T = siamfc_train.TRAIN
 Usable = list[tuple[otb.TrackSequence, np.ndarray]]

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from correlearn.eval.object_tracking import crop_and_resize
 from correlearn.eval.otb import TrackSequence
-from correlearn.eval.tracking import crop_and_resize
 
 # VFS default_config_base.py, training part (VINCE uses lr 1e-2, SGD and BalancedLoss, 256 ch).
 TRAIN = {

@@ -2,7 +2,7 @@
 
 VFS Sec. 4.1 (the VINCE / SeCo protocol): the ResNet runs with the strides of res4/res5 removed
 and dilations 2 and 4, so res5 has stride 8 (:func:`load_tracking_backbone`); the SiamFC head
-(:class:`~correlearn.eval.tracking.SiamHead`) is trained on its frozen res5 by
+(:class:`~correlearn.eval.object_tracking.SiamHead`) is trained on its frozen res5 by
 ``train_siamfc_head``, whose artifact holds ``head.pt`` and ``head.json`` (:func:`write_head`)
 next to the backbone it was trained on (:func:`link_backbone`), and is read back by
 ``eval_tracking`` (:func:`tracking_head`).
@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 
 from correlearn.config import ConfigError
-from correlearn.eval.tracking import RESNET_DILATIONS, RESNET_STRIDES, SiamHead
+from correlearn.eval.object_tracking import RESNET_DILATIONS, RESNET_STRIDES, SiamHead
 from correlearn.models import backbone_info
 from correlearn.models.io import BACKBONE_FILE, BACKBONE_SPEC, load_backbone, read_backbone_spec
 from correlearn.train.checkpoint import atomic_torch_save

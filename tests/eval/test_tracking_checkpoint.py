@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from correlearn.config import ConfigError
-from correlearn.eval.tracking import SiamHead
+from correlearn.eval.object_tracking import SiamHead
 from correlearn.eval.tracking_checkpoint import (
     HEAD_FILE,
     HEAD_INFO,

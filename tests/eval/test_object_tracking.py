@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from correlearn.eval import siamfc_train
+from correlearn.eval.object_tracking import SIAMFC, SiamFCTracker, SiamHead, crop_and_resize, xcorr
 from correlearn.eval.otb import TrackSequence, center_error
-from correlearn.eval.tracking import SIAMFC, SiamFCTracker, SiamHead, crop_and_resize, xcorr
 
 
 def _frames(n=5, size=200, sq=20):

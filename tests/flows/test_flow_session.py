@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from flows.session import FlowSession
+from flows.flow_session import FlowSession
 
 
 def _session(monkeypatch, backbone: str, **method) -> tuple[FlowSession, list]:
