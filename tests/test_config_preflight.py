@@ -26,6 +26,10 @@ def _pipe(tmp_path, text: str, overrides=()) -> Pipeline:
         ("pretrain_vfs", "{method: {backbone: resnet99}}", "unknown backbone 'resnet99'"),
         ("init_random", "{backbone: convnext}", "backbone: unknown backbone 'convnext'"),
         ("pretrain_siammae", "{train: {max_steps: 0}}", "train.max_steps: Input should be"),
+        ("eval_knn", "{temprature: 0.1}", "temprature: unknown key"),
+        ("eval_linear", "{epochs: 0}", "epochs: Input should be greater"),
+        ("eval_svm", "{cost: [1.0]}", "cost: unknown key"),
+        ("eval_tracking", "{params: {scale_lr: 2}}", "params.scale_lr: Input should be less"),
     ],
 )
 def test_a_bad_nested_setting_is_refused_when_read(tmp_path, stage, text, message):
