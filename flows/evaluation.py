@@ -109,6 +109,9 @@ def _bn_init(s, name, stage, inputs, options, preset) -> StageRun | None:
     over = {
         "train": {"max_steps": options.bn_calibration_steps},
         "optim": {"base_lr": 0.0, "min_lr": 0.0},
+        # Its J&F is the baseline; its own pretext score is read by no one (and would score the
+        # untrained init again under a schedule key of its own).
+        "val": {"dataset": None},
     }
     calib = s.run(stage, inputs=inputs, overrides=over, label=f"{stage}[bn-init]")
     return _eval_lp(s, f"{name}-bn-init", calib, preset)

@@ -79,6 +79,7 @@ def test_train_and_evaluate_wires_curve_and_like_for_like_baselines(tmp_path):
     budgets = [c["overrides"]["train"]["max_steps"] for c in trains]
     assert budgets == [30, 60, 90, 20]  # the curve, then the BN-calibration run
     assert trains[-1]["overrides"]["optim"] == {"base_lr": 0.0, "min_lr": 0.0}
+    assert trains[-1]["overrides"]["val"] == {"dataset": None}  # no pretext score for it
     lps = [c for c in s.calls if c["stage"] == "eval_label_propagation"]
     # The final checkpoint resolves its preset; every other evaluation is pinned to it.
     assert lps[0]["overrides"] is None and lps[0]["subject"] == "vfs"
