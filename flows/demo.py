@@ -56,5 +56,5 @@ def demo_flow(
     print("\n" + table + "\n", flush=True)
     print(f"artifacts: {ws.artifacts}", flush=True)
     print(f"report:    {report}", flush=True)
-    print("MLflow UI: make ui  (http://127.0.0.1:5000)", flush=True)
+    print("MLflow UI: make ui  (prints the link that opens the runs table)", flush=True)
     return demo.to_dict()

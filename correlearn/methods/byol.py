@@ -63,7 +63,7 @@ class BYOLConfig(StrictModel):
     image_size: int = Field(224, ge=16)
     view1: ViewAug = Field(default_factory=lambda: BYOL_VIEW1.model_copy())
     view2: ViewAug = Field(default_factory=lambda: BYOL_VIEW2.model_copy())
-    # Not in the papers: speed switches of the data path (README, Benchmarks). "reduced" decodes a
+    # Not in the papers: speed switches of the data path (docs/benchmarks.md). "reduced" decodes a
     # JPEG at 1/2, 1/4 or 1/8 by libjpeg's DCT scaling where the random-resized crop allows it,
     # with the same random draws; pixels then differ by a few grey levels from "full". "device"
     # decodes each batch's JPEGs in one call on the training device (nvJPEG on CUDA) and augments
