@@ -40,7 +40,8 @@ class EvalLabelPropConfig(StrictModel):
         dataset: a DAVIS-layout dataset under ``datasets:`` (``JPEGImages/480p``,
             ``Annotations/480p``); point it at DAVIS 2016/2017 val for published protocols.
         preset: ``auto`` picks ``crw_resnet`` for an imported CRW release, ``vfs_resnet`` for
-            other ResNets, ``siammae_vit`` for SiamMAE checkpoints and ``dino_vit`` for other ViTs.
+            other ResNets, ``siammae_vit`` for SiamMAE and CropMAE checkpoints and ``dino_vit``
+            for other ViTs.
         params: overrides of the preset's :class:`LabelPropConfig` fields (e.g. ``short_side``).
         max_frames: evaluate only the first N frames of each sequence (CPU budgets).
         device: ``auto`` uses CUDA when present.

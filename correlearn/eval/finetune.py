@@ -166,6 +166,7 @@ def train(
         opt.zero_grad()
         total = 0.0
         for micro in range(hp.accum_iter):  # MAE's accum_iter: one step, accum_iter batches
+            # Pass 0 draws what a step without accumulation drew: accum_iter 1 is unchanged.
             rng = np.random.default_rng([seed, step] + [micro] * (micro > 0))
             random.seed(int(rng.integers(2**31)))
             torch.manual_seed(int(rng.integers(2**31)))

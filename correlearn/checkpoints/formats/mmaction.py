@@ -34,15 +34,6 @@ TO_TORCHVISION = [
     (r"^(layer\d+\.\d+)\.conv(\d)\.conv\.", r"\1.conv\2."),
     (r"^(layer\d+\.\d+)\.conv(\d)\.bn\.", r"\1.bn\2."),
 ]
-# torchvision -> mmaction2 (ConvModule).
-TO_MMACTION = [
-    (r"^conv1\.", "conv1.conv."),
-    (r"^bn1\.", "conv1.bn."),
-    (r"^(layer\d+\.\d+)\.downsample\.0\.", r"\1.downsample.conv."),
-    (r"^(layer\d+\.\d+)\.downsample\.1\.", r"\1.downsample.bn."),
-    (r"^(layer\d+\.\d+)\.conv(\d)\.", r"\1.conv\2.conv."),
-    (r"^(layer\d+\.\d+)\.bn(\d)\.", r"\1.conv\2.bn."),
-]
 
 
 def _pretrained(obj: Any, sd: Any) -> bool:
