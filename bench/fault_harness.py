@@ -20,11 +20,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DAVIS = REPO / "data" / "davis-mini"
 TRAIN = [  # a tiny BYOL: ResNet-18 at 32 px, batch 4, a 400-step schedule
-    "pretrain_image.method.backbone=resnet18", "pretrain_image.method.image_size=32",
-    "pretrain_image.method.proj_hidden_dim=64", "pretrain_image.method.pred_hidden_dim=64",
-    "pretrain_image.train.batch_size=4", "pretrain_image.train.epochs=400",
-    "pretrain_image.train.steps_per_epoch=1", "pretrain_image.train.num_workers=0",
-    "pretrain_image.train.device=cpu", "pretrain_image.train.ckpt_every=5",
+    "pretrain_byol.method.backbone=resnet18", "pretrain_byol.method.image_size=32",
+    "pretrain_byol.method.proj_hidden_dim=64", "pretrain_byol.method.pred_hidden_dim=64",
+    "pretrain_byol.train.batch_size=4", "pretrain_byol.train.epochs=400",
+    "pretrain_byol.train.steps_per_epoch=1", "pretrain_byol.train.num_workers=0",
+    "pretrain_byol.train.device=cpu", "pretrain_byol.train.ckpt_every=5",
 ]  # fmt: skip
 SEQS_ALL = tuple(sorted(p.name for p in (DAVIS / "JPEGImages" / "480p").iterdir()))
 CASES: dict[str, Callable[[Path], dict]] = {}
@@ -72,7 +72,7 @@ def stage(home: Path, cfg: Path, name: str, *sets: str, **kw) -> subprocess.Comp
 
 
 def train_args(cfg: Path, *sets: str) -> list[str]:
-    args = ["stage", "run", "pretrain_image", "--config", str(cfg)]
+    args = ["stage", "run", "pretrain_byol", "--config", str(cfg)]
     for s in [*TRAIN, *sets]:
         args += ["--set", s]
     return args
@@ -121,7 +121,7 @@ def wait_for(pred: Callable[[], bool], timeout: float = 240) -> bool:
 
 
 def ckpt_step(home: Path) -> int:
-    for side in (home / "artifacts" / "pretrain_image").glob(".partial-*/train/last.pt.json"):
+    for side in (home / "artifacts" / "pretrain_byol").glob(".partial-*/train/last.pt.json"):
         return json.loads(side.read_text())["step"]
     return -1
 

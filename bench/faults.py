@@ -105,10 +105,10 @@ def garbage_video(home: Path) -> dict:
 @case
 def bad_config_values(home: Path) -> dict:
     cfg = write_config(home.parent, DAVIS)
-    bad = ["pretrain_image.train.seed=-1", "pretrain_image.train.device=banana"]
+    bad = ["pretrain_byol.train.seed=-1", "pretrain_byol.train.device=banana"]
     ps = [cli(home, *train_args(cfg, b)) for b in bad]
     named = all(one_error(p, b.split("=")[0]) for p, b in zip(ps, bad, strict=True))
-    partial = list((home / "artifacts").glob("pretrain_image/.partial-*"))
+    partial = list((home / "artifacts").glob("pretrain_byol/.partial-*"))
     return row("train.seed=-1; train.device=banana",
                ",".join(str(p.returncode) for p in ps), all(clean(p, (2,)) for p in ps),
                not partial, named)  # fmt: skip
@@ -156,7 +156,7 @@ def shard_path_outside_artifact(home: Path) -> dict:
         refused = False
     except DataError as exc:
         refused = "outside the artifact" in str(exc)
-    p = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=2"))
+    p = cli(home, *train_args(cfg, "pretrain_byol.train.max_steps=2"))
     return row("index.parquet rows point at ../../etc/passwd", p.returncode, clean(p),
                refused and "[corrupt] image_shards" in p.stderr, "index.parquet" in p.stderr)  # fmt: skip
 
@@ -164,18 +164,18 @@ def shard_path_outside_artifact(home: Path) -> dict:
 @case
 def malicious_checkpoint(home: Path) -> dict:
     cfg = home.parent / "cfg.yaml"
-    p1 = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=2"))
+    p1 = cli(home, *train_args(cfg, "pretrain_byol.train.max_steps=2"))
     marker = home.parent / "pwned"
     payload = (
         "import os, pickle, torch\n"
         "class P:\n    def __reduce__(self): return (os.system, ('touch " + str(marker) + "',))\n"
         "torch.save({'step': 2, 'x': P()}, __import__('sys').argv[1])\n"
     )
-    last = next((home / "artifacts" / "pretrain_image").glob(".partial-*/train/last.pt"))
+    last = next((home / "artifacts" / "pretrain_byol").glob(".partial-*/train/last.pt"))
     last.unlink()  # a new file: the snapshot's hard link keeps the real checkpoint
     subprocess.run([sys.executable, "-c", payload, str(last)], check=True, cwd=REPO)
-    p2 = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=4"))
-    snap = manifests(home, "pretrain_image")
+    p2 = cli(home, *train_args(cfg, "pretrain_byol.train.max_steps=4"))
+    snap = manifests(home, "pretrain_byol")
     return row("a pickle that runs os.system as train/last.pt", p2.returncode,
                clean(p1) and clean(p2, (2,)) and not marker.exists(),
                len(snap) == 1, one_error(p2, "last.pt"))  # fmt: skip

@@ -167,13 +167,13 @@ def nan_weights(home: Path) -> dict:
 @case
 def smaller_budget_after_an_interrupt(home: Path) -> dict:
     cfg = home.parent / "cfg.yaml"
-    proc = spawn(home, *train_args(cfg, "pretrain_image.train.max_steps=200"))
+    proc = spawn(home, *train_args(cfg, "pretrain_byol.train.max_steps=200"))
     wait_for(lambda: ckpt_step(home) >= 10)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     at = ckpt_step(home)
-    p1 = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=2"))
-    p2 = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=12"))
+    p1 = cli(home, *train_args(cfg, "pretrain_byol.train.max_steps=2"))
+    p2 = cli(home, *train_args(cfg, "pretrain_byol.train.max_steps=12"))
     kept = at >= 10 and f"from step {at}" in p2.stdout + p2.stderr
     return row(f"Ctrl-C at step {at} of 200, then max_steps=2, then max_steps=12",
                f"{p1.returncode},{p2.returncode}", clean(p1) and clean(p2), kept, None)  # fmt: skip
@@ -183,17 +183,17 @@ def smaller_budget_after_an_interrupt(home: Path) -> dict:
 def nested_settings(home: Path) -> dict:
     cfg = home.parent / "cfg.yaml"
     bad = {
-        "pretrain_image.method.image_size=0": "pretrain_image.method.image_size",
-        "pretrain_image.method.backbone=resnet99": "unknown backbone 'resnet99'",
-        "pretrain_image.train.max_steps=0": "pretrain_image.train.max_steps",
-        "pretrain_image=3": "must be a mapping",
+        "pretrain_byol.method.image_size=0": "pretrain_byol.method.image_size",
+        "pretrain_byol.method.backbone=resnet99": "unknown backbone 'resnet99'",
+        "pretrain_byol.train.max_steps=0": "pretrain_byol.train.max_steps",
+        "pretrain_byol=3": "must be a mapping",
     }
     named = all(
         one_error(p := cli(home, *train_args(cfg, s)), "--set: ", needle) and clean(p, (2,))
         for s, needle in bad.items()
     )
     return row("4 bad nested --set values for a training stage", "2", True,
-               no_partials(home) and not manifests(home, "pretrain_image"), named)  # fmt: skip
+               no_partials(home) and not manifests(home, "pretrain_byol"), named)  # fmt: skip
 
 
 @case
@@ -274,9 +274,9 @@ def _signal_in_flow(home: Path, stage: str, sets: list[str]) -> tuple[int | None
 def signals_inside_a_flow(home: Path) -> dict:
     long = ["train.max_steps=400", "train.epochs=400", "train.ckpt_every=2", "val.dataset=null"]
     runs = {
-        "pretrain_image": [f"pretrain_image.{s}" for s in long],
-        "pretrain_object": ["pretrain_image.train.max_steps=4", "pretrain_image.val.dataset=null"]
-        + [f"pretrain_object.{s}" for s in long],
+        "pretrain_byol": [f"pretrain_byol.{s}" for s in long],
+        "pretrain_orl": ["pretrain_byol.train.max_steps=4", "pretrain_byol.val.dataset=null"]
+        + [f"pretrain_orl.{s}" for s in long],
     }
     results = {}
     for i, (stage, sets) in enumerate(runs.items()):

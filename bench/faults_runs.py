@@ -35,14 +35,14 @@ from fault_harness import (
 @case
 def kill9_mid_training(home: Path) -> dict:
     cfg = home.parent / "cfg.yaml"
-    proc = spawn(home, *train_args(cfg, "pretrain_image.train.max_steps=40"))
+    proc = spawn(home, *train_args(cfg, "pretrain_byol.train.max_steps=40"))
     reached = wait_for(lambda: ckpt_step(home) >= 10)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     at = ckpt_step(home)
-    unfinished = not manifests(home, "pretrain_image")
-    p = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=40"))
-    m = (manifests(home, "pretrain_image") or [{}])[-1]
+    unfinished = not manifests(home, "pretrain_byol")
+    p = cli(home, *train_args(cfg, "pretrain_byol.train.max_steps=40"))
+    m = (manifests(home, "pretrain_byol") or [{}])[-1]
     runs = cli(home, "status")
     kept = reached and unfinished and "[resuming]" in p.stdout and m.get("stopped_at_step") == 40
     return row(f"kill -9 at a checkpoint of step {at}, then the same call", p.returncode,
@@ -94,14 +94,14 @@ def signals_mid_training(home: Path) -> dict:
     cfg = home.parent / "cfg.yaml"
     results = []
     for sig, steps in ((signal.SIGINT, 300), (signal.SIGTERM, 400)):
-        proc = spawn(home, *train_args(cfg, "pretrain_image.train.ckpt_every=1000",
-                                       f"pretrain_image.train.max_steps={steps}"))  # fmt: skip
-        wait_for(lambda: any((home / "artifacts").glob("pretrain_image/.partial-*/.mlflow_run_id")))
+        proc = spawn(home, *train_args(cfg, "pretrain_byol.train.ckpt_every=1000",
+                                       f"pretrain_byol.train.max_steps={steps}"))  # fmt: skip
+        wait_for(lambda: any((home / "artifacts").glob("pretrain_byol/.partial-*/.mlflow_run_id")))
         time.sleep(8)
         proc.send_signal(sig)
         out = proc.communicate(timeout=120)[0]
         results.append((proc.returncode, ckpt_step(home), "Traceback" in out))
-    p = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=400"))
+    p = cli(home, *train_args(cfg, "pretrain_byol.train.max_steps=400"))
     steps = [s for _, s, _ in results]
     kept = all(s > 0 for s in steps) and ("[resuming]" in p.stdout or "[continuing]" in p.stdout)
     return row(f"Ctrl-C, then SIGTERM mid-run (checkpoints at steps {steps[0]}, {steps[1]})",
@@ -113,23 +113,23 @@ def signals_mid_training(home: Path) -> dict:
 def gc_during_a_run(home: Path) -> dict:
     cfg = home.parent / "cfg.yaml"
     record_flow_run(home)
-    proc = spawn(home, *train_args(cfg, "pretrain_image.train.max_steps=30"))
+    proc = spawn(home, *train_args(cfg, "pretrain_byol.train.max_steps=30"))
     wait_for(lambda: ckpt_step(home) >= 5)
     g = cli(home, "gc")
     out = proc.communicate(timeout=300)[0]
     shards = manifests(home, "image_shards")
     survived = proc.returncode == 0 and "Traceback" not in out and clean(g)
     return row("`correlearn gc` while training reads the shards", proc.returncode, survived,
-               len(shards) == 1 and "in use" in g.stdout and len(manifests(home, "pretrain_image")) == 1,
+               len(shards) == 1 and "in use" in g.stdout and len(manifests(home, "pretrain_byol")) == 1,
                None)  # fmt: skip
 
 
 @case
 def raise_the_budget(home: Path) -> dict:
     cfg = home.parent / "cfg.yaml"
-    p1 = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=5"))
-    p2 = cli(home, *train_args(cfg, "pretrain_image.train.max_steps=10"))
-    ms = sorted(m["stopped_at_step"] for m in manifests(home, "pretrain_image"))
+    p1 = cli(home, *train_args(cfg, "pretrain_byol.train.max_steps=5"))
+    p2 = cli(home, *train_args(cfg, "pretrain_byol.train.max_steps=10"))
+    ms = sorted(m["stopped_at_step"] for m in manifests(home, "pretrain_byol"))
     kept = ms == [5, 10] and "from step 5" in p2.stdout
     return row("max_steps=5, then max_steps=10", f"{p1.returncode},{p2.returncode}",
                clean(p1) and clean(p2), kept, None)  # fmt: skip

@@ -7,11 +7,11 @@ the three sizes (1 is linear, 2 quadratic), and again over the two largest sizes
 costs (model load, pool start-up, context fill) weigh least.
 
 - images (``scale_stages``): ``image_shards`` (``write_image_shards``), ``embed`` (``embed_shard``
-  + merge, a random-init BYOL ``pretrain_image`` artifact), ``proposals`` (``propose_shard``:
+  + merge, a random-init BYOL ``pretrain_byol`` artifact), ``proposals`` (``propose_shard``:
   selective search + ORL filter, + merge) on real DAVIS frames, flipped copies where they run out;
 - label propagation: ``propagate_sequence`` (VFS ResNet protocol, random-init ResNet-18 res4)
   over 1x / 4x / 16x frames of one sequence played ping-pong, split into features and the rest;
-- kNN (``scale_knn``): exact (FAISS ``IndexFlatIP``, the ``knn`` stage's default) and IVF
+- kNN (``scale_knn``): exact (FAISS ``IndexFlatIP``, the ``neighbours`` stage's default) and IVF
   all-vs-all on Gaussian-mixture unit vectors, IVF's recall@10 against exact on every query, the
   two also at 1/8, 1/4 and 1/2 of 1x (where IVF takes over), ``torch.mm`` + ``topk`` at the largest
   size (ids compared), and a batch of queries against a large collection (``--full``: 100k and 1M
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
                     "ResNet protocol (m=20, k=10), random-init ResNet-18 res4 stride 8", rows)  # fmt: skip
     if "knn" in only:
         rows, info = run_all_pairs(sizes(s.knn_base), threads)
-        print_table(f"kNN all-vs-all (the knn stage), K=10, {DIM}-d mixture vectors", rows)
+        print_table(f"kNN all-vs-all (the neighbours stage), K=10, {DIM}-d mixture vectors", rows)
         print_knn(info, run_batches(list(s.batch_sizes), s.queries, threads))
 
 

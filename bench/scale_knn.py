@@ -4,7 +4,7 @@ Vectors are a seeded Gaussian mixture on the unit sphere (:func:`mixture`: one r
 per 100 vectors, so clusters keep their size as N grows; isotropic noise of norm 1 to 2 times the
 centre's; L2-normalised), so that neighbours mean something and IVF's cells follow the clusters as
 with real embeddings (uniform random vectors are IVF's worst case: see ``bench/mining.py``). All
-searches are the library's: ``knn_search`` (what the ``knn`` stage runs, ``index`` flat or ivf:
+searches are the library's: ``knn_search`` (what the ``neighbours`` stage runs, ``index`` flat or ivf:
 nlist 4 sqrt N, nprobe 32, K = 10, self excluded), ``torch_knn`` (the reference's ``torch.mm`` +
 ``topk``), and ``build_index`` + ``drop_self`` for the batch-query workload, whose recall is
 computed as ``ivf_recall_at_k`` does (same query draw, same self-exclusion) but from the two

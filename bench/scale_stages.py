@@ -77,7 +77,7 @@ def shards_job(n: int, items: list, out_dir: str, max_short_side: int | None):
 
 
 def checkpoint_job(_n: int, folder: str, method: dict):
-    """Write a random-init BYOL ``pretrain_image`` artifact (what ``embed`` reads) into ``folder``.
+    """Write a random-init BYOL ``pretrain_byol`` artifact (what ``embed`` reads) into ``folder``.
 
     The files are those the stage writes: ``backbone.json``, ``train/last.pt`` (the method's
     state dict) and a ``manifest.json`` holding the method config. The timed part is empty: this
@@ -114,7 +114,7 @@ def embed_job(n: int, shards_dir: str, ckpt_dir: str, resize: int, crop: int):
     from correlearn.mining.embeddings import EmbedConfig, embed_shard, merge_embeddings
 
     cfg = EmbedConfig(resize=resize, crop=crop, device="cpu")
-    ckpt = ArtifactRef("pretrain_image", "bench", ckpt_dir)
+    ckpt = ArtifactRef("pretrain_byol", "bench", ckpt_dir)
     images = ShardedImages(shards_dir)
     names = sorted(set(images.shards))
     out = _out_dir(shards_dir, "embed")

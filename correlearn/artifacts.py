@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from correlearn.artifact_ref import MANIFEST, ArtifactError, ArtifactRef
+from correlearn.stage_names import stored_name
 
 KEY_LENGTH = 16
 # Bookkeeping of a running stage that a snapshot of its partial folder must not carry.
@@ -43,7 +44,7 @@ def compute_key(stage: str, version: int, config: dict[str, Any], inputs: dict[s
     """Key of an artifact: hash of (stage name, stage version, canonical config, input keys).
 
     Args:
-        stage: the stage name.
+        stage: the stage name; a renamed stage is keyed by its first name (:func:`stored_name`).
         version: the stage's version number; bump it when the stage's code changes its output.
         config: the stage's resolved config section (plain JSON types).
         inputs: input name -> key of the input artifact.
@@ -52,7 +53,7 @@ def compute_key(stage: str, version: int, config: dict[str, Any], inputs: dict[s
         A 16-hex-digit key.
     """
     payload = canonical_json(
-        {"stage": stage, "version": int(version), "config": config, "inputs": inputs}
+        {"stage": stored_name(stage), "version": int(version), "config": config, "inputs": inputs}
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:KEY_LENGTH]
 
@@ -84,11 +85,11 @@ class ArtifactStore:
 
     def path(self, stage: str, key: str) -> Path:
         """Folder of a finished artifact (it may not exist)."""
-        return self.root / stage / key
+        return self.root / stored_name(stage) / key
 
     def partial_path(self, stage: str, key: str) -> Path:
         """Folder a stage writes into before its artifact is committed."""
-        return self.root / stage / f".partial-{key}"
+        return self.root / stored_name(stage) / f".partial-{key}"
 
     def exists(self, stage: str, key: str) -> bool:
         """Whether a finished artifact with this key exists (its manifest is the commit marker)."""
@@ -112,7 +113,7 @@ class ArtifactStore:
             timeout_s: give up with :class:`ArtifactError` after this long (None: wait).
             shared: a reader's lock: many readers at once, no writer (or ``gc``) meanwhile.
         """
-        lock_path = self.root / stage / f".{key}.lock"
+        lock_path = self.root / stored_name(stage) / f".{key}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "a") as fh:
             start = time.monotonic()
@@ -247,7 +248,7 @@ class ArtifactStore:
     def list(self, stage: str | None = None) -> list[dict[str, Any]]:
         """Manifests of every finished artifact (of one stage), oldest first."""
         out = []
-        stage_dirs = [self.root / stage] if stage else sorted(self.root.glob("*"))
+        stage_dirs = [self.root / stored_name(stage)] if stage else sorted(self.root.glob("*"))
         for sdir in stage_dirs:
             if not sdir.is_dir():
                 continue

@@ -28,6 +28,7 @@ from correlearn.config import (
 from correlearn.records import StageRun
 from correlearn.stage import StageSpec, UnitCall
 from correlearn.stage_call import Budget, Call, compute, tags
+from correlearn.stage_names import current_name, current_override, rename_sections
 from correlearn.tracking import Tracker
 from correlearn.workspace import Workspace
 
@@ -52,9 +53,11 @@ class Pipeline:
         self.base_dir = self.config_path.parent
         # A flow passes the mapping it read at its start, so editing the file mid-flow cannot
         # give two stages of one run different configs.
-        self.raw = (
-            raw if raw is not None else apply_overrides(load_yaml(self.config_path), overrides)
-        )
+        if raw is None:
+            # Sections and --set keys under a renamed stage's first name take its current name.
+            loaded = rename_sections(load_yaml(self.config_path), self.config_path.name)
+            raw = apply_overrides(loaded, [current_override(o) for o in self.overrides])
+        self.raw = rename_sections(raw, self.config_path.name)
         self.registry = registry
         self.ws = ws
         self.store = ArtifactStore(ws.artifacts)
@@ -88,7 +91,7 @@ class Pipeline:
     def section(self, stage: str, section: str | None = None, overrides: dict | None = None):
         """Validate a stage's config section (default: the stage's own name) with overrides."""
         spec = self._spec(stage)
-        name = section or stage
+        name = current_name(section or spec.name)
         raw = deep_merge(self.raw.get(name) or {}, overrides or {})
         raw = with_defaults(spec.config_model, raw)
         try:
@@ -100,6 +103,7 @@ class Pipeline:
         return config
 
     def _spec(self, stage: str) -> StageSpec:
+        stage = current_name(stage)
         if stage not in self.registry:
             raise ConfigError(f"unknown stage {stage!r}; known: {sorted(self.registry)}")
         return self.registry[stage]
@@ -140,6 +144,7 @@ class Pipeline:
             so descendants recompute too (their keys alone would not change).
         """
         spec = self._spec(stage)
+        stage = spec.name
         config = self.section(stage, section, overrides)
         inputs = self._resolve_inputs(spec, dict(inputs or {}), force_upstream)
         refs = {k: v.ref for k, v in inputs.items()}

@@ -133,7 +133,7 @@ class StageContext:
         run_id: str | None,
         base_dir: Path,
         resumed: bool,
-        snapshot: dict[str, Any] | None = None,
+        pipeline_config: dict[str, Any] | None = None,
     ):
         self.spec = spec
         self.config = config
@@ -144,8 +144,8 @@ class StageContext:
         self.run_id = run_id
         self.base_dir = base_dir
         self.resumed = resumed
-        # The pipeline config mapping the call was resolved from (a flow's snapshot).
-        self.snapshot = snapshot or {}
+        # The pipeline config mapping (after --set) the call was resolved from.
+        self.pipeline_config = pipeline_config or {}
         self.counts: dict[str, int] = {}
         self.skipped: list[dict[str, str]] = []
         self.metrics: dict[str, float] = {}

@@ -70,7 +70,7 @@ def compute(
     tracker: Tracker | None,
     parent_run_id: str | None,
     base_dir: Path,
-    snapshot: dict[str, Any],
+    pipeline_config: dict[str, Any],
 ) -> tuple[ArtifactRef, str | None, float]:
     """Run the stage into its partial folder and commit it; returns (ref, MLflow run id, seconds)."""
     spec = call.spec
@@ -93,7 +93,7 @@ def compute(
     print(f"[{'resuming' if previous else 'running'}] {spec.name} {call.key}", flush=True)
     ctx = StageContext(
         spec, call.config, call.resolved, call.inputs, partial, tracker, run_id, base_dir,
-        resumed=previous is not None, snapshot=snapshot,
+        resumed=previous is not None, pipeline_config=pipeline_config,
     )  # fmt: skip
     started = time.time()
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from correlearn.artifacts import MANIFEST, ArtifactStore
+from correlearn.stage_names import current_name
 
 
 def tree_bytes_and_mtime(path: Path) -> tuple[int, float]:
@@ -55,7 +56,7 @@ def artifact_stats(store: ArtifactStore) -> list[dict[str, Any]]:
                 size += _finished_bytes(adir)
         rows.append(
             {
-                "stage": sdir.name,
+                "stage": current_name(sdir.name),
                 "count": count,
                 "bytes": size,
                 "partial": partial,

@@ -3,5 +3,5 @@
 from flows.method_flow import method_flow
 
 byol_flow = method_flow(
-    "byol", "pretrain_image", "Image-level BYOL (ORL stage 1) and its evaluations"
+    "byol", "pretrain_byol", "Image-level BYOL (ORL stage 1) and its evaluations"
 )

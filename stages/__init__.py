@@ -1,6 +1,6 @@
 """The stage registry: one small module per stage, and one training stage per registered method.
 
-No algorithm lives here. The pre-training stages (``pretrain_image``, ``pretrain_object``,
+No algorithm lives here. The pre-training stages (``pretrain_byol``, ``pretrain_orl``,
 ``pretrain_cim``, ``pretrain_vfs``, ``pretrain_siammae``, ``pretrain_cropmae``) have no module of
 their own: each is :func:`~correlearn.pretrain.stage.pretrain_stage` over its entry in the methods
 registry (:data:`correlearn.pretrain.METHODS`), which names the stage, its version and its
@@ -25,7 +25,7 @@ from stages import (
     image_shards,
     import_checkpoint,
     init_random,
-    knn,
+    neighbours,
     proposals,
     train_siamfc_head,
     video_shards,
@@ -38,7 +38,7 @@ _MODULES = (
     init_random,
     import_checkpoint,
     embed,
-    knn,
+    neighbours,
     proposals,
     correspondence,
     eval_label_propagation,

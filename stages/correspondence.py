@@ -102,9 +102,9 @@ STAGE = StageSpec(
     config_model=CorrespondenceConfig,
     run=run,
     inputs={
-        "checkpoint": "pretrain_image",
+        "checkpoint": "pretrain_byol",
         "shards": "image_shards",
-        "knn": "knn",
+        "knn": "neighbours",  # input name kept: it is part of the artifact key
         "proposals": "proposals",
     },
     description="RoI pairs between kNN images (ORL stage 2 (iii)) + reference JSON",

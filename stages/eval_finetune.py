@@ -8,7 +8,6 @@ as ``backbone.pt`` + ``backbone.json``, so the artifact is itself a checkpoint.
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 import numpy as np
@@ -18,6 +17,7 @@ from correlearn.config import ConfigError, StrictModel
 from correlearn.data.fingerprint import fingerprint, get_dataset
 from correlearn.data.sources import DatasetSpec
 from correlearn.eval import finetune
+from correlearn.eval.eval_stage import Evaluation, eval_stage
 from correlearn.eval.finetune_recipe import HParamOverrides, check_recipe, recipe, vit_epochs
 from correlearn.eval.probe_data import labelled_images
 from correlearn.models import ViT, backbone_info
@@ -27,8 +27,7 @@ from correlearn.models.io import (
     read_backbone_spec,
     write_backbone_spec,
 )
-from correlearn.records import METRICS
-from correlearn.stage import StageContext, StageSpec
+from correlearn.stage import StageContext
 from correlearn.train.checkpoint import atomic_torch_save
 from correlearn.train.distributed import resolve_device
 from correlearn.viz.curves import plot_loss_curve
@@ -86,7 +85,7 @@ def _data(ctx: StageContext, cfg: EvalFinetuneConfig):
     return ([paths[i] for i in tr], labels[tr]), ([paths[i] for i in te], labels[te])
 
 
-def run(ctx: StageContext) -> dict:
+def run(ctx: StageContext) -> Evaluation:
     """Fine-tune, test, write ``metrics.json``, the loss curve and the fine-tuned backbone."""
     cfg: EvalFinetuneConfig = ctx.config
     ckpt = ctx.input_path("checkpoint")
@@ -119,23 +118,23 @@ def run(ctx: StageContext) -> dict:
     history = finetune.train(model, tr_p, tr_y, hp, total, spe, cfg.seed, device, log)
     metrics = {**finetune.evaluate(model, te_p, te_y, hp, device), "steps": total}
     metrics["final_loss"] = history[-1][1]
-    (ctx.out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
-    ctx.log_metrics({k: v for k, v in metrics.items() if k.startswith("top")})
     plot_loss_curve(history, ctx.out_dir / "loss.png", "fine-tuning")
     ctx.picture(ctx.out_dir / "loss.png")
     atomic_torch_save(finetune.backbone_state(model), ctx.out_dir / BACKBONE_FILE)
     write_backbone_spec(ctx.out_dir, spec["backbone"], spec.get("backbone_kwargs", {}), "finetune")
     ctx.count("train_images", len(tr_p))
     ctx.count("test_images", len(te_p))
-    return {"backbone": spec["backbone"], "hparams": hp.model_dump(mode="json")}
+    meta = {"backbone": spec["backbone"], "hparams": hp.model_dump(mode="json")}
+    return Evaluation(
+        metrics, meta, logged={k: v for k, v in metrics.items() if k.startswith("top")}
+    )
 
 
-STAGE = StageSpec(
-    name="eval_finetune",
-    version=1,
-    config_model=EvalFinetuneConfig,
-    run=run,
-    inputs={"checkpoint": "pretrain_image"},
-    resolve=_resolve,
-    description="end-to-end fine-tuning (MAE/BEiT recipe for ViTs, RSB A3 for ResNets), top-1/5",
+STAGE = eval_stage(
+    "eval_finetune",
+    1,
+    EvalFinetuneConfig,
+    run,
+    _resolve,
+    "end-to-end fine-tuning (MAE/BEiT recipe for ViTs, RSB A3 for ResNets), top-1/5",
 )

@@ -7,7 +7,6 @@ and its presets: :mod:`correlearn.eval.label_propagation`), scored with the DAVI
 
 from __future__ import annotations
 
-import json
 import shutil
 from typing import Literal
 
@@ -21,6 +20,7 @@ from correlearn.data.sources import DatasetSpec, resolve_root
 from correlearn.eval.davis_folder import check_davis, sequence_list
 from correlearn.eval.davis_metrics import evaluate_dataset
 from correlearn.eval.dense_setup import Preset, dense_setup
+from correlearn.eval.eval_stage import Evaluation, eval_stage
 from correlearn.eval.label_prop_config import LabelPropOverrides
 from correlearn.eval.label_propagation import (
     load_davis_sequence,
@@ -28,8 +28,7 @@ from correlearn.eval.label_propagation import (
     propagate_sequence,
     write_davis_masks,
 )
-from correlearn.records import METRICS
-from correlearn.stage import StageContext, StageSpec
+from correlearn.stage import StageContext
 from correlearn.viz.overlay import contact_sheet
 
 
@@ -71,8 +70,8 @@ def _resolve(cfg: EvalLabelPropConfig, pipe) -> dict:
     return {"source": source}
 
 
-def run(ctx: StageContext) -> dict:
-    """Propagate every sequence's first mask, write DAVIS PNGs, score J&F, draw contact sheets."""
+def run(ctx: StageContext) -> Evaluation:
+    """Propagate every sequence's first mask, write DAVIS PNGs and contact sheets; score J&F."""
     cfg: EvalLabelPropConfig = ctx.config
     dense = dense_setup(
         ctx.input_path("checkpoint"), cfg.preset, None, cfg.params, cfg.device, cfg.precision
@@ -109,22 +108,19 @@ def run(ctx: StageContext) -> dict:
         ctx.picture(sheet)
     done = [s for s in seqs if (masks_dir / s).is_dir()]
     metrics = evaluate_dataset(masks_dir, root / "Annotations" / "480p", done, cfg.max_frames)
-    (ctx.out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
-    ctx.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
-    for seq, m in metrics["per_sequence"].items():
-        ctx.log_metrics({f"JF/{seq}": m["JF_mean"]})
     ctx.count("sequences", len(done))
-    return dense.meta
+    logged = {k: v for k, v in metrics.items() if isinstance(v, float)}
+    logged.update({f"JF/{seq}": m["JF_mean"] for seq, m in metrics["per_sequence"].items()})
+    return Evaluation(metrics, meta=dense.meta, logged=logged)
 
 
-STAGE = StageSpec(
-    name="eval_label_propagation",
+STAGE = eval_stage(
+    "eval_label_propagation",
     # 2: per-preset context modes (VFS/CRW/DINO reference), fp32 features on CUDA by default.
-    version=2,
-    config_model=EvalLabelPropConfig,
-    run=run,
-    inputs={"checkpoint": "pretrain_image"},
-    resolve=_resolve,
+    2,
+    EvalLabelPropConfig,
+    run,
+    _resolve,
+    "DAVIS label propagation + J&F on frozen features",
     resumable=True,
-    description="DAVIS label propagation + J&F on frozen features",
 )

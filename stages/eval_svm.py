@@ -5,7 +5,6 @@ ORL's classification protocol (the OpenSelfSup / FAIR benchmark, :mod:`correlear
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -15,9 +14,9 @@ from pydantic import Field
 from correlearn.config import StrictModel
 from correlearn.eval import svm
 from correlearn.eval.eval_datasets import EvalDatasetSpec, resolve_source, source_of
+from correlearn.eval.eval_stage import Evaluation, eval_stage
 from correlearn.models.io import load_backbone, read_backbone_spec
-from correlearn.records import METRICS
-from correlearn.stage import StageContext, StageSpec
+from correlearn.stage import StageContext
 from correlearn.train.distributed import resolve_device
 
 
@@ -72,7 +71,7 @@ def _resolve(cfg: EvalSVMConfig, pipe) -> dict:
     return resolve_source(pipe, cfg.dataset, "voc07", files)
 
 
-def run(ctx: StageContext) -> dict:
+def run(ctx: StageContext) -> Evaluation:
     """Extract features of trainval and test, train and test the SVMs, write ``metrics.json``."""
     cfg: EvalSVMConfig = ctx.config
     spec, root = source_of(ctx)
@@ -89,31 +88,30 @@ def run(ctx: StageContext) -> dict:
     np.save(ctx.out_dir / "features_trainval.npy", tr_x.astype(np.float32))
     np.save(ctx.out_dir / "features_test.npy", te_x.astype(np.float32))
     metrics: dict[str, object] = {"classes": names}
+    logged: dict[str, float] = {}
     if "full" in cfg.modes:
         ctx.info(f"full: {len(names)} classes x {len(cfg.costs)} costs, 3-fold")
         full = svm.full_svm(tr_x, tr_y, te_x, te_y, cfg.costs)
         metrics.update(mAP=full["mAP"], AP=dict(zip(names, full["AP"], strict=True)))
         metrics["chosen_costs"] = dict(zip(names, full["costs"], strict=True))
-        ctx.log_metrics({"mAP": full["mAP"]})
+        logged["mAP"] = full["mAP"]
     if "low_shot" in cfg.modes:
         ctx.info(f"low-shot: k {cfg.k_values} x {cfg.samples} samples")
         low = svm.low_shot_svm(
             tr_x, tr_y, te_x, te_y, cfg.k_values, cfg.samples, cfg.costs, cfg.seed
         )
         metrics["low_shot"] = low
-        ctx.log_metrics({f"low_shot_mAP/{k}": v["mean"] for k, v in low.items()})
-    (ctx.out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
+        logged.update({f"low_shot_mAP/{k}": v["mean"] for k, v in low.items()})
     ctx.count("trainval_images", len(tr_p))
     ctx.count("test_images", len(te_p))
-    return {"feature_dim": int(tr_x.shape[1]), **meta}
+    return Evaluation(metrics, meta={"feature_dim": int(tr_x.shape[1]), **meta}, logged=logged)
 
 
-STAGE = StageSpec(
-    name="eval_svm",
-    version=1,
-    config_model=EvalSVMConfig,
-    run=run,
-    inputs={"checkpoint": "pretrain_image"},
-    resolve=_resolve,
-    description="VOC07 linear SVMs (full + low-shot) on frozen pooled features",
+STAGE = eval_stage(
+    "eval_svm",
+    1,
+    EvalSVMConfig,
+    run,
+    _resolve,
+    "VOC07 linear SVMs (full + low-shot) on frozen pooled features",
 )

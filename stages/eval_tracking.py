@@ -9,7 +9,6 @@ on the same boxes (:func:`correlearn.eval.otb.otb_report`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -21,10 +20,10 @@ from tqdm import tqdm
 from correlearn.config import StrictModel
 from correlearn.eval import otb
 from correlearn.eval.eval_datasets import EvalDatasetSpec, resolve_source, source_of
+from correlearn.eval.eval_stage import Evaluation, eval_stage
 from correlearn.eval.object_tracking import SIAMFC, SiamFCTracker
 from correlearn.eval.tracking_checkpoint import load_tracking_backbone, res5_features, tracking_head
-from correlearn.records import METRICS
-from correlearn.stage import StageContext, StageSpec
+from correlearn.stage import StageContext
 from correlearn.train.distributed import resolve_device
 from correlearn.viz.tracking_plots import box_sheet, plot_otb_curves
 
@@ -95,7 +94,7 @@ def _resolve(cfg: EvalTrackingConfig, pipe) -> dict:
     return resolve_source(pipe, cfg.dataset, "otb", files)
 
 
-def run(ctx: StageContext) -> dict:
+def run(ctx: StageContext) -> Evaluation:
     """Track every sequence, write boxes, ``metrics.json``, the OTB plots and box sheets."""
     cfg: EvalTrackingConfig = ctx.config
     seqs = _sequences(*source_of(ctx), cfg)
@@ -126,18 +125,17 @@ def run(ctx: StageContext) -> dict:
     curves = {"SiamFC": metrics, "copy first box": metrics["copy_first_box"]}
     for path in plot_otb_curves(curves, ctx.out_dir):
         ctx.picture(path)
-    (ctx.out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
-    ctx.log_metrics({"precision": metrics["precision"], "success": metrics["success"]})
     ctx.count("sequences", len(results))
-    return {**meta, "head": cfg.head, "params": params}
+    logged = {"precision": metrics["precision"], "success": metrics["success"]}
+    return Evaluation(metrics, meta={**meta, "head": cfg.head, "params": params}, logged=logged)
 
 
-STAGE = StageSpec(
-    name="eval_tracking",
-    version=1,
-    config_model=EvalTrackingConfig,
-    run=run,
-    inputs={"checkpoint": "train_siamfc_head"},
-    resolve=_resolve,
-    description="OTB tracking: SiamFC on frozen res5, precision@20px + success AUC",
+STAGE = eval_stage(
+    "eval_tracking",
+    1,
+    EvalTrackingConfig,
+    run,
+    _resolve,
+    "OTB tracking: SiamFC on frozen res5, precision@20px + success AUC",
+    checkpoint_from="train_siamfc_head",
 )

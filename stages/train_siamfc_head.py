@@ -82,7 +82,7 @@ STAGE = StageSpec(
     version=1,
     config_model=TrainSiamFCHeadConfig,
     run=run,
-    inputs={"checkpoint": "pretrain_image"},
+    inputs={"checkpoint": "pretrain_byol"},
     resolve=_resolve,
     description="SiamFC head (1x1 convs) on frozen res5, GOT-10k pairs",
 )

@@ -99,10 +99,10 @@ def byol_run(root: Path) -> tuple[FlowRun, dict[str, Any]]:
     call = _Calls()
     call(artifact(root, "image_shards", "a" * 16, 1.5), "image_shards", hit=True)
     pics = ["pictures/loss_curve.png", "pictures/views.png"]
-    mid = artifact(root, "pretrain_image", "7" * 16, 60.0, pics, metadata={"steps": 30})
-    call(mid, "pretrain_image@30")
-    ckpt = artifact(root, "pretrain_image", "b" * 16, 120.0, pics, metadata={"steps": 60})
-    call(ckpt, "pretrain_image")
+    mid = artifact(root, "pretrain_byol", "7" * 16, 60.0, pics, metadata={"steps": 30})
+    call(mid, "pretrain_byol@30")
+    ckpt = artifact(root, "pretrain_byol", "b" * 16, 120.0, pics, metadata={"steps": 60})
+    call(ckpt, "pretrain_byol")
     sheet = ["pictures/bear_sheet.png"]
     lp_b = call(
         evaluation(root, LP, "d" * 16, ckpt, lp_metrics({"bear": 0.61, "surf": 0.52}), sheet),
@@ -129,8 +129,8 @@ def byol_run(root: Path) -> tuple[FlowRun, dict[str, Any]]:
         f"{LP}[random-s1]",
         subject="random-s1",
     )
-    calib = artifact(root, "pretrain_image", "5" * 16, 3.0)
-    call(calib, "pretrain_image[bn-init]")
+    calib = artifact(root, "pretrain_byol", "5" * 16, 3.0)
+    call(calib, "pretrain_byol[bn-init]")
     lp_bn = call(
         evaluation(root, LP, "4" * 16, calib, lp_metrics({"bear": 0.45, "surf": 0.30})),
         f"{LP}[byol-bn-init]",
@@ -140,7 +140,7 @@ def byol_run(root: Path) -> tuple[FlowRun, dict[str, Any]]:
     knn_r = call(evaluation(root, "eval_knn", "2" * 16, seed0, {"top1": 12.5}), "eval_knn[random]")
     new, old = _record(
         "byol",
-        "pretrain_image",
+        "pretrain_byol",
         "vfs_resnet",
         [(30, lp_mid), (60, lp_b)],
         {"random-s0": lp_r0, "random-s1": lp_r1, "bn-init": lp_bn},

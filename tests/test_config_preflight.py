@@ -22,7 +22,7 @@ def _pipe(tmp_path, text: str, overrides=()) -> Pipeline:
         ("eval_parts", "{params: {radius: -1}}", "params.radius"),
         ("eval_finetune", "{hparams: {lr: 0.1}}", "hparams.lr: unknown key"),
         ("eval_finetune", "{hparams: {epochs: 0}}", "hparams.epochs: Input should be greater"),
-        ("pretrain_image", "{method: {image_size: 0}}", "method.image_size: Input should be"),
+        ("pretrain_byol", "{method: {image_size: 0}}", "method.image_size: Input should be"),
         ("pretrain_vfs", "{method: {backbone: resnet99}}", "unknown backbone 'resnet99'"),
         ("init_random", "{backbone: convnext}", "backbone: unknown backbone 'convnext'"),
         ("pretrain_siammae", "{train: {max_steps: 0}}", "train.max_steps: Input should be"),
@@ -45,8 +45,8 @@ def test_the_good_values_pass_and_keep_the_key_material(tmp_path):
 
 
 def test_a_section_that_is_not_a_mapping_is_one_line(tmp_path):
-    with pytest.raises(ConfigError, match=r"c.yaml: pretrain_image: must be a mapping"):
-        _pipe(tmp_path, "pretrain_image: 5\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: pretrain_byol: must be a mapping"):
+        _pipe(tmp_path, "pretrain_byol: 5\n")
     with pytest.raises(ConfigError, match=r"c.yaml: datasets.d: must be a mapping"):
         _pipe(tmp_path, "datasets: {d: [1, 2]}\n")
 

@@ -70,7 +70,7 @@ def test_the_pretext_column_reads_the_final_checkpoints_report(tmp_path):
         "trivial": {"chance": {"retrieval_top1": 0.02}},
         "curve": [{"step": 0, "retrieval_top1": 0.05}, {"step": 60, "retrieval_top1": 0.25}],
     }
-    ckpt = artifact(tmp_path, "pretrain_image", "c" * 16, 9.0, metadata={"pretext": report})
+    ckpt = artifact(tmp_path, "pretrain_byol", "c" * 16, 9.0, metadata={"pretext": report})
     evaluation = runs[0].evaluations[0]
     final = replace(evaluation.points[-1], ckpt=StageRun(**ckpt, cache_hit=True))
     runs[0].evaluations[0] = replace(evaluation, points=[*evaluation.points[:-1], final])

@@ -31,7 +31,7 @@ def test_gc_dry_run_lists_and_keeps_everything(ws, capsys):
     # Kept: the checkpoint the newest run used and its input shards; removed: the two others.
     assert {(a["stage"], a["key"]) for a in plan["artifacts"]} == {
         ("image_shards", C),
-        ("pretrain_image", D),
+        ("pretrain_byol", D),
     }
     assert {s["path"] for s in plan["stale"]} == {str(ws.old), str(ws.lock)}
     assert plan["kept"] == 2 and plan["bytes"] == 500 + 700 + 50
@@ -44,32 +44,32 @@ def test_gc_deletes_unreferenced_and_keeps_referenced(ws, capsys):
     assert not ws.old.exists() and not ws.lock.exists() and ws.fresh.exists()
     assert cli.main(["gc", "--keep-runs", "1"]) == 0
     assert _keys(ws.store) == {A, B}
-    assert "removed pretrain_image/" + D in capsys.readouterr().out
+    assert "removed pretrain_byol/" + D in capsys.readouterr().out
 
 
 def test_run_gc_removes_what_the_plan_names(ws):
     plan = plan_gc(ws.store, Tracker(get_workspace(ws.home)), keep_runs=1)
     removed = run_gc(ws.store, plan)
-    assert set(removed) == {f"image_shards/{C}", f"pretrain_image/{D}", str(ws.old), str(ws.lock)}
+    assert set(removed) == {f"image_shards/{C}", f"pretrain_byol/{D}", str(ws.old), str(ws.lock)}
     assert _keys(ws.store) == {A, B}
     again = run_gc(ws.store, plan)  # the artifacts are gone: only the (missing) stale paths
     assert sorted(again) == sorted([str(ws.old), str(ws.lock)])
 
 
 def test_a_flow_of_flows_uses_the_stages_of_its_flows():
-    inner = FlowRun("byol", [StageRun("pretrain_image", B, "/b", False)])
+    inner = FlowRun("byol", [StageRun("pretrain_byol", B, "/b", False)])
     demo = FlowRun("demo", [StageRun("image_shards", A, "/a", True)], flows=[inner])
-    assert used_artifacts(demo) == {("image_shards", A), ("pretrain_image", B)}
+    assert used_artifacts(demo) == {("image_shards", A), ("pretrain_byol", B)}
 
 
 def test_an_artifact_in_use_is_counted_as_kept_not_removed(ws, capsys):
     from correlearn.artifact_ref import ArtifactRef
 
-    ref = ArtifactRef("pretrain_image", D, str(ws.store.path("pretrain_image", D)))
+    ref = ArtifactRef("pretrain_byol", D, str(ws.store.path("pretrain_byol", D)))
     with ws.store.hold({"checkpoint": ref}):  # a running stage reads D
         assert cli.main(["gc", "--keep-runs", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"kept pretrain_image/{D}" in out and D in _keys(ws.store)
+    assert f"kept pretrain_byol/{D}" in out and D in _keys(ws.store)
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("1 artifact(s) and 2 stale item(s)"), summary
     assert (

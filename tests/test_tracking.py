@@ -59,7 +59,7 @@ def test_runs_of_dead_processes_are_marked_killed_and_can_resume(tmp_path):
     tracker = Tracker(ws)
     gone = subprocess.Popen(["true"])
     gone.wait()
-    dead = tracker.start("pretrain_image")
+    dead = tracker.start("pretrain_byol")
     tracker.set_tags(dead, {PID_TAG: str(gone.pid), HOST_TAG: socket.gethostname()})
     alive = tracker.start("pretrain_cim")  # this process: still running
     elsewhere = tracker.start("pretrain_vfs")
@@ -68,7 +68,7 @@ def test_runs_of_dead_processes_are_marked_killed_and_can_resume(tmp_path):
     again = Tracker(ws)  # the next start in this workspace
     status = {r: again.client.get_run(r).info.status for r in (dead, alive, elsewhere)}
     assert status == {dead: "KILLED", alive: "RUNNING", elsewhere: "RUNNING"}
-    assert again.start("pretrain_image", resume_run_id=dead) == dead
+    assert again.start("pretrain_byol", resume_run_id=dead) == dead
     assert again.client.get_run(dead).info.status == "RUNNING"
 
 

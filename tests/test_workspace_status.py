@@ -27,9 +27,9 @@ def test_artifact_stats_count_finished_and_partial(ws):
         "partial": 0,
         "partial_bytes": 0,
     }
-    assert by_stage["pretrain_image"]["count"] == 2 and by_stage["pretrain_image"]["bytes"] == 3700
-    assert by_stage["pretrain_image"]["partial"] == 2
-    assert by_stage["pretrain_image"]["partial_bytes"] == 60
+    assert by_stage["pretrain_byol"]["count"] == 2 and by_stage["pretrain_byol"]["bytes"] == 3700
+    assert by_stage["pretrain_byol"]["partial"] == 2
+    assert by_stage["pretrain_byol"]["partial_bytes"] == 60
 
 
 def test_flow_runs_newest_first(ws):
@@ -43,12 +43,12 @@ def test_status_counts_artifacts_and_lists_flow_runs(ws, capsys):
     st = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {r["stage"]: r["count"] for r in st["stages"]} == {
         "image_shards": 2,
-        "pretrain_image": 2,
+        "pretrain_byol": 2,
     }
     assert [r["flow"] for r in st["flow_runs"]] == ["byol", "vfs", "byol"]
     assert cli.main(["status"]) == 0
     out = capsys.readouterr().out
-    assert "pretrain_image" in out and "FINISHED" in out and "3.6 KiB" in out
+    assert "pretrain_byol" in out and "FINISHED" in out and "3.6 KiB" in out
 
 
 def test_human_bytes():

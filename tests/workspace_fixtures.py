@@ -73,13 +73,13 @@ def _flow_runs(tracker: Tracker, store: ArtifactStore, tmp: Path) -> None:
     tracker.end(oldest)
     time.sleep(0.02)  # MLflow orders by start time in milliseconds
     middle = tracker.start("vfs", tags={"flow": "vfs"})
-    d = str(store.path("pretrain_image", D))
-    stage = {"stage": "pretrain_image", "key": D, "path": d, "cache_hit": False}
+    d = str(store.path("pretrain_byol", D))
+    stage = {"stage": "pretrain_byol", "key": D, "path": d, "cache_hit": False}
     _log_record(tracker, middle, tmp, {"flow": "vfs", "stages": [{**stage, "label": "x@5"}]})
     tracker.end(middle)
     time.sleep(0.02)
     newest = tracker.start("byol", tags={"flow": "byol"})
-    b = StageRun("pretrain_image", B, str(store.path("pretrain_image", B)), True, label="x")
+    b = StageRun("pretrain_byol", B, str(store.path("pretrain_byol", B)), True, label="x")
     _log_record(tracker, newest, tmp, FlowRun("byol", [b]).to_dict())
     tracker.end(newest)
 
@@ -99,14 +99,14 @@ def build_template(tmp: Path) -> Path:
         ws = get_workspace(home)
         store = ArtifactStore(ws.artifacts)
         _commit(store, "image_shards", A, 1000)
-        _commit(store, "pretrain_image", B, 3000, {"shards": ("image_shards", A)})
+        _commit(store, "pretrain_byol", B, 3000, {"shards": ("image_shards", A)})
         _commit(store, "image_shards", C, 500)
-        _commit(store, "pretrain_image", D, 700)
-        old = store.partial_path("pretrain_image", "e" * 16)
+        _commit(store, "pretrain_byol", D, 700)
+        old = store.partial_path("pretrain_byol", "e" * 16)
         old.mkdir()
         (old / "last.pt").write_bytes(b"y" * 50)
         _age(old, 2 * DAY)
-        fresh = store.partial_path("pretrain_image", "f" * 16)
+        fresh = store.partial_path("pretrain_byol", "f" * 16)
         fresh.mkdir()
         (fresh / "last.pt").write_bytes(b"z" * 10)
         lock = store.root / "image_shards" / ".0123456789abcdef.lock"
@@ -140,7 +140,7 @@ def copy_workspace(template: Path, tmp: Path, monkeypatch) -> Workspace:
     return Workspace(
         home,
         store,
-        store.partial_path("pretrain_image", "e" * 16),
-        store.partial_path("pretrain_image", "f" * 16),
+        store.partial_path("pretrain_byol", "e" * 16),
+        store.partial_path("pretrain_byol", "f" * 16),
         store.root / "image_shards" / ".0123456789abcdef.lock",
     )

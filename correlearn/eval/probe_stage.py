@@ -1,4 +1,4 @@
-"""One factory for the frozen-feature probe stages (``eval_knn``, ``eval_linear``).
+"""The frozen-feature probe stages (``eval_knn``, ``eval_linear``).
 
 A probe stage takes a checkpoint (input ``checkpoint``), extracts frozen pooled features of a
 labelled dataset's train/test split (:func:`~correlearn.eval.probe_data.probe_features`), runs its
@@ -9,18 +9,24 @@ classifier's fields) and the classifier differ between probes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
+from correlearn.eval.eval_stage import Evaluation, eval_stage
 from correlearn.eval.probe_data import ProbeDataConfig, probe_features, resolve_probe_data
 from correlearn.eval.probes import ProbeResult
-from correlearn.records import METRICS
 from correlearn.stage import StageContext, StageSpec
 
 # run_probe(features, cfg) -> the test result; features as probe_features returns them.
 RunProbe = Callable[[dict[str, torch.Tensor], ProbeDataConfig], ProbeResult]
+
+
+def _probe(run_probe: RunProbe, ctx: StageContext) -> Evaluation:
+    """``metrics.json`` with ``top1`` (and ``top5`` with more than 5 classes)."""
+    res = run_probe(probe_features(ctx, ctx.config), ctx.config)
+    return Evaluation(res.metrics, meta=res.metrics, logged=res.metrics)
 
 
 def probe_stage(
@@ -30,7 +36,7 @@ def probe_stage(
     run_probe: RunProbe,
     description: str,
 ) -> StageSpec:
-    """The :class:`StageSpec` of a probe: features, ``run_probe``, ``metrics.json``.
+    """The :func:`~correlearn.eval.eval_stage.eval_stage` of a probe: features, ``run_probe``.
 
     Args:
         name: stage name.
@@ -39,20 +45,5 @@ def probe_stage(
         run_probe: ``run_probe(features, cfg) -> ProbeResult`` with ``metrics`` set.
         description: one line for ``correlearn stage list``.
     """
-
-    def run(ctx: StageContext) -> dict:
-        """Write ``metrics.json`` with ``top1`` (and ``top5`` with more than 5 classes)."""
-        res = run_probe(probe_features(ctx, ctx.config), ctx.config)
-        (ctx.out_dir / METRICS).write_text(json.dumps(res.metrics, indent=2))
-        ctx.log_metrics(res.metrics)
-        return res.metrics
-
-    return StageSpec(
-        name=name,
-        version=version,
-        config_model=config_model,
-        run=run,
-        inputs={"checkpoint": "pretrain_image"},
-        resolve=resolve_probe_data,
-        description=description,
-    )
+    evaluate = partial(_probe, run_probe)
+    return eval_stage(name, version, config_model, evaluate, resolve_probe_data, description)

@@ -1,4 +1,4 @@
-"""One factory for the stages that propagate first-frame labels through the videos of a protocol.
+"""The evaluation stages that propagate first-frame labels through the videos of a protocol.
 
 ``eval_pose`` (JHMDB joints, :mod:`correlearn.eval.pose`) and ``eval_parts`` (VIP part maps,
 :mod:`correlearn.eval.parts`) share everything but the per-video work: the dataset
@@ -10,7 +10,6 @@ metadata (preset, settings, backbone).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,8 @@ from pydantic import BaseModel
 
 from correlearn.eval.dense_setup import DenseSetup, dense_setup
 from correlearn.eval.eval_datasets import EvalDatasetSpec, resolve_source, source_of
+from correlearn.eval.eval_stage import Evaluation, eval_stage
 from correlearn.eval.protocol_presets import PROTOCOL_STAGE, stage_settings
-from correlearn.records import METRICS
 from correlearn.stage import StageContext, StageSpec
 
 
@@ -62,7 +61,7 @@ def propagation_stage(
     evaluate: Evaluate,
     description: str,
 ) -> StageSpec:
-    """The :class:`StageSpec` of a label-propagation protocol on frozen features.
+    """The :func:`~correlearn.eval.eval_stage.eval_stage` of a label-propagation protocol.
 
     Args:
         name: stage name.
@@ -84,7 +83,7 @@ def propagation_stage(
             pipe, cfg.dataset, layout, lambda spec, root: files(root, videos(spec, root, cfg))
         )
 
-    def run(ctx: StageContext) -> dict:
+    def run(ctx: StageContext) -> Evaluation:
         cfg = ctx.config
         spec, root = source_of(ctx)
         ckpt = ctx.input_path("checkpoint")
@@ -99,16 +98,6 @@ def propagation_stage(
             f"top-k {lp.topk}, radius {lp.radius}, T {lp.temperature} ({device})"
         )
         metrics = evaluate(ctx, PropagationRun(root, vids, dense, settings))
-        (ctx.out_dir / METRICS).write_text(json.dumps(metrics, indent=2))
-        ctx.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float)})
-        return {**dense.meta, "protocol": settings}
+        return Evaluation(metrics, meta={**dense.meta, "protocol": settings})
 
-    return StageSpec(
-        name=name,
-        version=version,
-        config_model=config_model,
-        run=run,
-        inputs={"checkpoint": "pretrain_image"},
-        resolve=resolve,
-        description=description,
-    )
+    return eval_stage(name, version, config_model, run, resolve, description)

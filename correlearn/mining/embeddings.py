@@ -41,7 +41,7 @@ class EmbedConfig(StrictModel):
     """Config of ``embed``.
 
     Attributes:
-        feature: ``projector`` (reference: BYOL online projector, needs a ``pretrain_image``
+        feature: ``projector`` (reference: BYOL online projector, needs a ``pretrain_byol``
             artifact) or ``backbone`` (pooled backbone feature of any checkpoint artifact).
         resize: short side before the centre crop.
         crop: side of the centre crop.
@@ -74,7 +74,7 @@ class _Preprocessed(Dataset):
 
 
 def load_byol(checkpoint: ArtifactRef) -> BYOL:
-    """The full BYOL method of a ``pretrain_image`` artifact (its ``method`` config, its weights).
+    """The full BYOL method of a ``pretrain_byol`` artifact (its ``method`` config, its weights).
 
     Args:
         checkpoint: the artifact (``backbone.json``, ``train/last.pt``; its config's ``method``).
@@ -129,7 +129,7 @@ def embed_shard(
     Args:
         shards_dir: the ``image_shards`` artifact.
         shard_name: one of its shards (``shard-000000.tar``).
-        checkpoint: the checkpoint artifact (a ``pretrain_image`` one for ``feature: projector``).
+        checkpoint: the checkpoint artifact (a ``pretrain_byol`` one for ``feature: projector``).
         cfg: the stage config.
         out_dir: the folder for the file (the stage's partial folder).
 

@@ -21,40 +21,40 @@ from correlearn.pretrain import configs as C
 from correlearn.pretrain import data as D
 from correlearn.pretrain.spec import MethodSpec
 
-# Stage versions: 2 = initial weights seeded from train.seed.
+# Each entry's training stage is ``pretrain_<name>`` (MethodSpec.stage). Stage versions:
+# 2 = initial weights seeded from train.seed.
 METHODS: dict[str, MethodSpec] = {
     # Image-level BYOL: ORL stage 1 and the image-level baseline (ORL Sec. 3.1, BYOL Sec. 3).
     "byol": MethodSpec(
-        "byol", C.PretrainImageConfig, BYOL, D.BYOL_IMAGES, D.byol_batch,
-        "pretrain_image", 2, "BYOL pre-training (ORL stage 1)", D.byol_heldout,
+        "byol", C.PretrainBYOLConfig, BYOL, D.BYOL_IMAGES, D.byol_batch, version=2,
+        description="BYOL pre-training (ORL stage 1)", heldout=D.byol_heldout,
     ),
     # ORL stage 3: object-level BYOL on the mined RoI pairs (ORL Sec. 3.1).
     "orl": MethodSpec(
-        "orl", C.PretrainObjectConfig, ORL, D.OBJECT_PAIRS, D.orl_batch,
-        "pretrain_object", 2, "ORL object-level pre-training (stage 3)", D.orl_heldout,
+        "orl", C.PretrainORLConfig, ORL, D.OBJECT_PAIRS, D.orl_batch, version=2,
+        description="ORL object-level pre-training (stage 3)", heldout=D.orl_heldout,
     ),
     # Correlational Image Modeling (CIM Sec. 3.2).
     "cim": MethodSpec(
-        "cim", C.PretrainCIMConfig, CIM, D.IMAGES, D.cim_batch,
-        "pretrain_cim", 2, "CIM pre-training (crop-and-correlate)", D.cim_heldout,
+        "cim", C.PretrainCIMConfig, CIM, D.IMAGES, D.cim_batch, version=2,
+        description="CIM pre-training (crop-and-correlate)", heldout=D.cim_heldout,
     ),
     # Frame-level similarity between distant frames of one video (VFS Sec. 3).
     "vfs": MethodSpec(
-        "vfs", C.PretrainVFSConfig, VFS, D.VIDEOS, D.vfs_batch,
-        "pretrain_vfs", 2, "VFS frame-level similarity pre-training on videos",
-        D.vfs_heldout,
+        "vfs", C.PretrainVFSConfig, VFS, D.VIDEOS, D.vfs_batch, version=2,
+        description="VFS frame-level similarity pre-training on videos", heldout=D.vfs_heldout,
     ),
     # Siamese masked autoencoding of frame pairs (SiamMAE Sec. 3).
     "siammae": MethodSpec(
-        "siammae", C.PretrainSiamMAEConfig, SiamMAE, D.VIDEOS, D.siammae_batch,
-        "pretrain_siammae", 2, "SiamMAE masked frame-pair pre-training on videos",
-        D.siammae_heldout,
+        "siammae", C.PretrainSiamMAEConfig, SiamMAE, D.VIDEOS, D.siammae_batch, version=2,
+        description="SiamMAE masked frame-pair pre-training on videos",
+        heldout=D.siammae_heldout,
     ),
     # SiamMAE's model on two crops of one image (CropMAE Fig. 1), on BYOL's image shards.
     "cropmae": MethodSpec(
-        "cropmae", C.PretrainCropMAEConfig, CropMAE, D.IMAGES, D.cropmae_batch,
-        "pretrain_cropmae", 1, "CropMAE masked crop-pair pre-training on images",
-        D.cropmae_heldout,
+        "cropmae", C.PretrainCropMAEConfig, CropMAE, D.IMAGES, D.cropmae_batch, version=1,
+        description="CropMAE masked crop-pair pre-training on images",
+        heldout=D.cropmae_heldout,
     ),
 }  # fmt: skip
 

@@ -24,7 +24,7 @@ def _val() -> HeldoutConfig:
     return Field(default_factory=HeldoutConfig, json_schema_extra=IN_KEY_UNLESS_DEFAULT)
 
 
-class PretrainImageConfig(StrictModel):
+class PretrainBYOLConfig(StrictModel):
     """BYOL method, loop and optimiser; defaults are ORL stage 1 (800 epochs, batch 256)."""
 
     method: BYOLConfig = Field(default_factory=BYOLConfig)
@@ -33,10 +33,10 @@ class PretrainImageConfig(StrictModel):
     val: HeldoutConfig = _val()
 
 
-class PretrainObjectConfig(StrictModel):
+class PretrainORLConfig(StrictModel):
     """ORL method, loop and optimiser of ORL stage 3 (Sec. 3.2): 800 epochs.
 
-    Batch 256 as ``pretrain_image`` (the paper uses 512 on 8 GPUs; the lr scales linearly).
+    Batch 256 as ``pretrain_byol`` (the paper uses 512 on 8 GPUs; the lr scales linearly).
     """
 
     method: ORLConfig = Field(default_factory=ORLConfig)

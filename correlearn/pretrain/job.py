@@ -2,7 +2,7 @@
 
 A pre-training stage turns its call into a :class:`TrainingJob`: the method's name, the validated
 stage config (dumped), the input artifact references, the partial folder, the MLflow run id and the
-pipeline config mapping the call was resolved from (the flow's snapshot, for the record). Single
+pipeline config mapping the call was resolved from (for the record). Single
 process, the stage calls :func:`train` directly; with ``devices * nodes > 1`` it writes the job to
 ``torchrun_job.json`` and launches :mod:`correlearn.pretrain.worker`, whose every rank reads the job
 and calls the same :func:`train`. No rank re-reads the YAML file, so editing it after a flow started
@@ -42,7 +42,7 @@ class TrainingJob(BaseModel):
         out_dir: the stage's partial folder (training state under ``train/``).
         run_id: the MLflow run rank 0 logs to (None without tracking).
         resumed: the partial folder was left by a stopped run of the same call.
-        snapshot: the pipeline config mapping (after ``--set``) the call was resolved from.
+        pipeline_config: the pipeline config mapping (after ``--set``) the call was resolved from.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -54,7 +54,7 @@ class TrainingJob(BaseModel):
     out_dir: str
     run_id: str | None = None
     resumed: bool = False
-    snapshot: dict[str, Any] = {}
+    pipeline_config: dict[str, Any] = {}
 
     def stage_config(self, spec: MethodSpec) -> Any:
         """The config, validated again with the method's model."""

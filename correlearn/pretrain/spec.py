@@ -81,9 +81,7 @@ class MethodSpec:
         build: ``build(config.method) -> nn.Module`` (the method, see docs/contracts.md).
         data: what it trains on.
         batch: one step's batch, see :data:`BatchFn`.
-        stage: the name of its training stage (``pretrain_vfs``), which the stage registry
-            (``stages.STAGES``) builds from this spec.
-        version: that stage's version; bump it when a change alters what the stage computes (it
+        version: its training stage's version; bump it when a change alters what the stage computes (it
             is part of every artifact key).
         description: the stage's one line for ``correlearn stage list``.
         heldout: ``heldout(data, config, rng) -> [batch]``, the fixed held-out batches of the
@@ -96,7 +94,11 @@ class MethodSpec:
     build: Callable[[Any], nn.Module]
     data: DataKind
     batch: BatchFn
-    stage: str
     version: int
     description: str
     heldout: HeldoutFn | None = None
+
+    @property
+    def stage(self) -> str:
+        """Its training stage, ``pretrain_<name>``, which ``stages.STAGES`` builds from this spec."""
+        return f"pretrain_{self.name}"

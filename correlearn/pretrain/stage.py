@@ -71,7 +71,7 @@ def run_pretrain(spec: MethodSpec, ctx: StageContext) -> dict[str, Any]:
         out_dir=str(ctx.out_dir),
         run_id=ctx.run_id,
         resumed=ctx.resumed,
-        snapshot=ctx.snapshot,
+        pipeline_config=ctx.pipeline_config,
     )
     data = spec.data.open(job.input_paths(), ctx.config)
     _record_data(ctx, data)

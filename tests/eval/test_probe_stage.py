@@ -21,7 +21,7 @@ def test_factory_declares_the_checkpoint_input_and_the_dataset_key_material():
     assert (spec.name, spec.version, spec.config_model, spec.description) == (
         "eval_toy", 7, _Config, "toy probe",
     )  # fmt: skip
-    assert spec.inputs == {"checkpoint": "pretrain_image"} and spec.resolve is resolve_probe_data
+    assert spec.inputs == {"checkpoint": "pretrain_byol"} and spec.resolve is resolve_probe_data
     assert not spec.resumable and spec.units is None
 
 

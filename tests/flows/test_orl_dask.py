@@ -17,7 +17,7 @@ def _config(tmp: Path, make_davis) -> Path:
         f"datasets:\n  d: {{root: {root}, layout: davis}}\n"
         "image_shards: {dataset: d, max_short_side: 96, shard_size: 3}\n"
         "proposals: {long_side: 96, min_size: 16, processes: 1}\n"
-        "pretrain_image:\n"
+        "pretrain_byol:\n"
         "  method: {backbone: resnet_test, proj_hidden_dim: 32, proj_dim: 16, pred_hidden_dim: 32,"
         " image_size: 64}\n"
         "  train: {batch_size: 4, max_steps: 1, num_workers: 0, device: cpu}\n"
@@ -33,7 +33,7 @@ def test_dask_runner_gives_the_same_mining_artifacts(tmp_path, monkeypatch, make
         monkeypatch.setenv("CORRELEARN_HOME", str(tmp_path / name))
         out = flow_fn(str(cfg), [], [], "embed", map_shards=True)
         by_stage = {r["stage"]: r for r in out["stages"]}
-        assert list(by_stage) == ["image_shards", "proposals", "pretrain_image", "embed"]
+        assert list(by_stage) == ["image_shards", "proposals", "pretrain_byol", "embed"]
         assert not any(r["cache_hit"] for r in out["stages"])
         boxes.append(pq.read_table(Path(by_stage["proposals"]["path"]) / "boxes.parquet"))
         emb.append(np.load(Path(by_stage["embed"]["path"]) / "embeddings.npy"))

@@ -4,7 +4,7 @@ import torch
 
 from correlearn.config import ConfigError, validate
 from correlearn.methods.byol import BYOL, BYOLConfig, build_byol_batch
-from correlearn.pretrain.configs import PretrainImageConfig
+from correlearn.pretrain.configs import PretrainBYOLConfig
 from correlearn.train.optim import build_optimizer
 
 
@@ -73,12 +73,12 @@ def test_embed_pictures_and_batch_builder():
 def test_stage_optimiser_decays_every_parameter_as_the_reference():
     # OpenSelfSup SGD without paramwise_options: biases and BN scales/shifts are decayed too.
     model = BYOL(_tiny_cfg())
-    opt, _ = build_optimizer(model, PretrainImageConfig().optim, batch_size=8)
+    opt, _ = build_optimizer(model, PretrainBYOLConfig().optim, batch_size=8)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any(n.endswith("bn1.bias") for n in trainable)
     assert [g["weight_decay"] for g in opt.param_groups] == [1e-4]
     assert set(opt.param_groups[0]["names"]) == trainable
-    switched = PretrainImageConfig().optim.model_copy(update={"exclude_bias_norm": True})
+    switched = PretrainBYOLConfig().optim.model_copy(update={"exclude_bias_norm": True})
     opt, _ = build_optimizer(model, switched, batch_size=8)
     no_decay = next(g["names"] for g in opt.param_groups if g["weight_decay"] == 0.0)
     assert any(n.endswith("bn1.bias") for n in no_decay)

@@ -6,7 +6,7 @@ import torch
 
 from correlearn.config import ConfigError, validate
 from correlearn.methods.orl import ORL, ORLConfig, build_orl_batch
-from correlearn.pretrain.configs import PretrainObjectConfig
+from correlearn.pretrain.configs import PretrainORLConfig
 from correlearn.train.optim import build_optimizer
 
 from .test_orl_rois import _pairs
@@ -149,12 +149,12 @@ def test_batch_builder_intra_and_inter_pairs():
 def test_stage_optimiser_decays_every_parameter_as_the_reference():
     # OpenSelfSup SGD without paramwise_options: biases and BN scales/shifts are decayed too.
     model = ORL(_cfg())
-    opt, _ = build_optimizer(model, PretrainObjectConfig().optim, batch_size=8)
+    opt, _ = build_optimizer(model, PretrainORLConfig().optim, batch_size=8)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any(n.endswith("bn1.bias") for n in trainable)
     assert [g["weight_decay"] for g in opt.param_groups] == [1e-4]
     assert set(opt.param_groups[0]["names"]) == trainable
-    switched = PretrainObjectConfig().optim.model_copy(update={"exclude_bias_norm": True})
+    switched = PretrainORLConfig().optim.model_copy(update={"exclude_bias_norm": True})
     opt, _ = build_optimizer(model, switched, batch_size=8)
     no_decay = next(g["names"] for g in opt.param_groups if g["weight_decay"] == 0.0)
     assert any(n.endswith("bn1.bias") for n in no_decay)

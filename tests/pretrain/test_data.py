@@ -12,7 +12,7 @@ from correlearn.config import key_material
 from correlearn.methods.byol import BYOLConfig
 from correlearn.pipeline import Pipeline
 from correlearn.pretrain import METHODS
-from correlearn.pretrain.configs import PretrainImageConfig
+from correlearn.pretrain.configs import PretrainBYOLConfig
 from correlearn.workspace import get_workspace
 from stages import STAGES
 
@@ -21,7 +21,7 @@ def test_the_decode_switch_is_in_the_key_only_when_set():
     assert "decode" not in key_material(BYOLConfig())
     assert key_material(BYOLConfig(decode="reduced"))["decode"] == "reduced"
     assert key_material(BYOLConfig(decode="device"))["decode"] == "device"
-    assert "decode" not in key_material(PretrainImageConfig())["method"]
+    assert "decode" not in key_material(PretrainBYOLConfig())["method"]
 
 
 def _byol_batches(tmp_path, make_davis, decodes, batch=4, **train):
@@ -37,7 +37,7 @@ def _byol_batches(tmp_path, make_davis, decodes, batch=4, **train):
     batches, datas = {}, {}
     for decode in decodes:
         method = {"backbone": "resnet_test", "image_size": 64, "decode": decode}
-        config = PretrainImageConfig.model_validate(
+        config = PretrainBYOLConfig.model_validate(
             {"method": method, "train": {"batch_size": batch, **train}}
         )
         datas[decode] = spec.data.open({"shards": Path(shards.path)}, config)
@@ -91,9 +91,9 @@ def test_device_decode_trains_with_batches_built_in_the_training_process(
     tiny = "backbone: resnet_test, proj_hidden_dim: 32, proj_dim: 16, pred_hidden_dim: 32"
     cfg.write_text(
         f"datasets:\n  d: {{root: {root}, layout: davis}}\nimage_shards: {{dataset: d}}\n"
-        f"pretrain_image:\n  method: {{{tiny}, image_size: 32, decode: device}}\n"
+        f"pretrain_byol:\n  method: {{{tiny}, image_size: 32, decode: device}}\n"
         "  train: {batch_size: 2, max_steps: 2, num_workers: 2, device: cpu}\n"
     )
-    res = Pipeline(cfg, STAGES, ws).run_stage("pretrain_image")
+    res = Pipeline(cfg, STAGES, ws).run_stage("pretrain_byol")
     assert res.manifest()["metadata"]["steps"] == 2
     assert workers == [0]  # num_workers: 2 asked for, but the batches are made on the device

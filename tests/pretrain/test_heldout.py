@@ -11,7 +11,7 @@ import torch
 from correlearn.config import ConfigError
 from correlearn.data.sources import DatasetSpec, list_videos
 from correlearn.methods.byol import BYOL, BYOLConfig
-from correlearn.pretrain.configs import PretrainImageConfig
+from correlearn.pretrain.configs import PretrainBYOLConfig
 from correlearn.pretrain.data import byol_heldout
 from correlearn.pretrain.heldout import (
     HeldoutConfig,
@@ -56,14 +56,14 @@ def test_sequences_of_keys():
 def test_check_disjoint_refuses_a_shared_sequence(training):
     # The held-out video "bear" as a training image "bear/00005", or as a training video "bear".
     with pytest.raises(ConfigError, match="'bear'"):
-        check_disjoint(_heldout(), training, "pretrain_image")
+        check_disjoint(_heldout(), training, "pretrain_byol")
 
 
 def test_check_disjoint_refuses_a_shared_image_sequence():
     # A held-out image of "bear" (without its video) against a training video "bear".
     heldout = _heldout(video_keys=("boat",), image_keys=("bear/00000",))
     with pytest.raises(ConfigError, match="'bear'"):
-        check_disjoint(heldout, ["bear"], "pretrain_image")
+        check_disjoint(heldout, ["bear"], "pretrain_byol")
 
 
 def test_check_disjoint_passes_disjoint_sets():
@@ -128,7 +128,7 @@ class _NoisyBYOL(BYOL):
 
 def _heldout_eval(batch_norm="running"):
     val = HeldoutConfig(batch_size=3, batch_norm=batch_norm)
-    cfg = PretrainImageConfig(method=_byol_cfg(), val=val)
+    cfg = PretrainBYOLConfig(method=_byol_cfg(), val=val)
     arrays = _frames(5, seed=7, h=40, w=48)
     images = MemoryImages([f"v{i // 2}/{i:05d}" for i in range(5)], arrays)
     data = TrainingData(5, {"images": images, "groups": [0, 0, 1, 1, 2]})

@@ -25,7 +25,7 @@ eval_label_propagation:
   params: {{short_side: 96}}
 eval_knn: {{dataset: d, image_size: 64, split: temporal, k: 3}}
 eval_linear: {{dataset: d, image_size: 64, split: temporal, epochs: 20}}
-pretrain_image:
+pretrain_byol:
   method: {{backbone: resnet_test, proj_hidden_dim: 64, proj_dim: 32, pred_hidden_dim: 64, image_size: 64}}
   train: {{batch_size: 4, max_steps: 3, num_workers: 0, device: cpu, log_every: 1, devices: 2}}
 """
@@ -76,7 +76,7 @@ def test_checkpoint_without_backbone_is_a_clear_error(tmp_path):
 
 def test_two_process_torchrun_training_stage(pipe):
     """devices: 2 launches torchrun (gloo on CPU); rank 0 exports a loadable backbone."""
-    res = pipe.run_stage("pretrain_image")
+    res = pipe.run_stage("pretrain_byol")
     out = Path(res.ref.path)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["metadata"]["steps"] == 3

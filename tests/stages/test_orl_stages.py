@@ -23,19 +23,19 @@ from stages import STAGES, correspondence
 
 DAVIS = Path(__file__).resolve().parents[2] / "data" / "davis-mini"
 REGISTRY = dict(STAGES)
-ORL_STAGES = ("image_shards", "pretrain_image", "embed", "knn", "proposals", "correspondence")
+ORL_STAGES = ("image_shards", "pretrain_byol", "embed", "neighbours", "proposals", "correspondence")
 TINY = "backbone: resnet_test, proj_hidden_dim: 64, proj_dim: 32, pred_hidden_dim: 64"
 TRAIN = "train: {batch_size: 8, max_steps: 2, num_workers: 0, device: cpu, log_every: 1}"
 CONFIG = f"""
 image_shards: {{dataset: d, max_short_side: 128, shard_size: 4}}
-pretrain_image:
+pretrain_byol:
   method: {{{TINY}, image_size: 64}}
   {TRAIN}
 embed: {{resize: 73, crop: 64, num_workers: 0, device: cpu}}
-knn: {{k: 5}}
+neighbours: {{k: 5}}
 proposals: {{long_side: 128, min_size: 24, max_boxes: 12, processes: 1}}
 correspondence: {{knn_k: 3, crop_size: 48, num_workers: 0, device: cpu}}
-pretrain_object:
+pretrain_orl:
   method: {{{TINY}, image_size: 64, roi_size: 32}}
   {TRAIN}
 """
@@ -50,7 +50,7 @@ def workdir(tmp_path_factory):
         dst.mkdir(parents=True)
         for f in sorted((DAVIS / "JPEGImages" / "480p" / seq).glob("*.jpg"))[:20:5]:
             shutil.copy(f, dst / f.name)
-    res = _pipe(tmp).run_stage("pretrain_object")
+    res = _pipe(tmp).run_stage("pretrain_orl")
     assert not res.cache_hit
     return tmp
 
@@ -64,9 +64,9 @@ def _pipe(tmp: Path, overrides=None) -> Pipeline:
 
 
 def _recomputed(pipe: Pipeline, **kw) -> set[str]:
-    final = pipe.run_stage("pretrain_object", **kw)
-    results = {**pipe._results, "pretrain_object": final}
-    assert set(results) == {*ORL_STAGES, "pretrain_object"}
+    final = pipe.run_stage("pretrain_orl", **kw)
+    results = {**pipe._results, "pretrain_orl": final}
+    assert set(results) == {*ORL_STAGES, "pretrain_orl"}
     return {name for name, r in results.items() if not r.cache_hit}
 
 
@@ -83,10 +83,10 @@ def test_outputs_of_every_stage(workdir):
     assert emb.shape == (12, 32) and emb.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     assert json.loads((emb_dir / "keys.json").read_text()) == images.keys
-    nn = pq.read_table(_art(pipe, "knn") / "knn.parquet").to_pylist()
+    nn = pq.read_table(_art(pipe, "neighbours") / "knn.parquet").to_pylist()
     assert all(len(r["nbr_keys"]) == 5 and r["key"] not in r["nbr_keys"] for r in nn)
     assert all(r["scores"] == sorted(r["scores"], reverse=True) for r in nn)
-    assert (_art(pipe, "knn") / "pictures" / "knn.png").is_file()
+    assert (_art(pipe, "neighbours") / "pictures" / "knn.png").is_file()
     boxes = pq.read_table(_art(pipe, "proposals") / "boxes.parquet").to_pylist()
     assert [r["key"] for r in boxes] == images.keys
     for r, i in zip(boxes, range(12), strict=True):
@@ -104,7 +104,7 @@ def test_outputs_of_every_stage(workdir):
     per_query = {len(x["boxes"]) for x in boxes}
     assert pairs.num_rows == sum(3 * max(int(0.1 * len(x["boxes"])), 1) for x in boxes), per_query
     assert (corr / "pictures" / "pairs.png").is_file()
-    orl = _art(pipe, "pretrain_object")
+    orl = _art(pipe, "pretrain_orl")
     spec = json.loads((orl / "backbone.json").read_text())
     assert spec["method"] == "orl" and spec["backbone"] == "resnet_test"
     assert (orl / "backbone.pt").is_file() and (orl / "pictures" / "inter.png").is_file()
@@ -132,7 +132,7 @@ def test_rerun_is_all_cache_hits(workdir):
 
 def test_pair_ratio_recomputes_only_correspondence_and_stage3(workdir):
     pipe = _pipe(workdir, ["correspondence.pair_ratio=0.25"])
-    assert _recomputed(pipe) == {"correspondence", "pretrain_object"}
+    assert _recomputed(pipe) == {"correspondence", "pretrain_orl"}
 
 
 def test_forcing_proposals_recomputes_its_descendants_only(workdir):
@@ -140,7 +140,7 @@ def test_forcing_proposals_recomputes_its_descendants_only(workdir):
     assert _recomputed(pipe, force_upstream=frozenset({"proposals"})) == {
         "proposals",
         "correspondence",
-        "pretrain_object",
+        "pretrain_orl",
     }
 
 

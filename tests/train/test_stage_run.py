@@ -49,9 +49,9 @@ def _batch(data, cfg, step, rng, gen):
 # A method outside the registry: 192 synthetic samples per epoch, no input artifacts.
 SYNTHETIC = DataKind("synthetic", {}, lambda paths, cfg: TrainingData(16 * 12))
 TOY = MethodSpec(
-    "toy", ToyFitCfg, lambda cfg: ToyRegression(), SYNTHETIC, _batch, "fit", 1, "toy regression"
+    "toy", ToyFitCfg, lambda cfg: ToyRegression(), SYNTHETIC, _batch, 1, "toy regression"
 )
-REG = {"fit": pretrain_stage(TOY)}
+REG = {"fit": pretrain_stage(TOY, name="fit")}
 
 
 def _pipe(root: Path, tracker=False) -> Pipeline:

@@ -1,4 +1,4 @@
-"""Stage ``knn``: top-K cosine neighbours of every image, self excluded (ORL Sec. 3.1 Stage 2 (i)).
+"""Stage ``neighbours``: top-K cosine neighbours of every image, self excluded (ORL Sec. 3.1 Stage 2 (i)).
 
 K = 10 (Sec. 3.2). FAISS exact inner-product search by default (on GPU when faiss-gpu sees one);
 ``index: ivf`` (or ``auto`` past a few million images) is approximate, and its recall@K against
@@ -24,8 +24,8 @@ from correlearn.stage import StageContext, StageSpec
 from correlearn.viz.mining import neighbour_grid
 
 
-class KNNConfig(StrictModel):
-    """Config of ``knn``.
+class NeighboursConfig(StrictModel):
+    """Config of ``neighbours``.
 
     Attributes:
         k: neighbours per image (Table 5b ablates 1, 10, 20).
@@ -61,7 +61,7 @@ def _picture(ctx: StageContext, keys: list[str], scores: np.ndarray, ids: np.nda
 
 def run(ctx: StageContext) -> dict:
     """Write ``knn.parquet``: ``key``, ``nbr_keys``, ``nbr_ids`` (rows of keys), ``scores``."""
-    cfg: KNNConfig = ctx.config
+    cfg: NeighboursConfig = ctx.config
     emb, keys = read_embeddings(ctx.input_path("embeddings"))
     kind = ("ivf" if len(emb) >= AUTO_IVF_MIN_N else "flat") if cfg.index == "auto" else cfg.index
     ctx.info(f"{kind} search: {len(emb)} x {emb.shape[1]}, k={cfg.k}")
@@ -83,11 +83,11 @@ def run(ctx: StageContext) -> dict:
 
 
 STAGE = StageSpec(
-    name="knn",
+    name="neighbours",
     # 2: the images of the neighbour picture are a declared input (``shards``), no longer found
     # through the embed artifact's manifest; the input is part of the key.
     version=2,
-    config_model=KNNConfig,
+    config_model=NeighboursConfig,
     run=run,
     inputs={"embeddings": "embed", "shards": "image_shards"},
     description="top-K image neighbours by cosine (FAISS; ORL stage 2 (i))",
