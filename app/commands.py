@@ -19,8 +19,12 @@ from correlearn.config import ConfigError
 from correlearn.tracking import check_prefect_api, check_server
 from correlearn.workspace import activate
 
-# Flows with a ``map_shards`` parameter (flows.method_flow); kept literal so --help imports no flow.
-METHOD_FLOW_NAMES = ("byol", "orl", "cim", "vfs", "siammae", "cropmae")
+
+def method_flow_names() -> set[str]:
+    """The flows with a ``map_shards`` parameter: one per registered method (flows.method_flow)."""
+    from correlearn.pretrain import METHODS  # here, so --help imports neither torch nor a flow
+
+    return set(METHODS)
 
 
 def stage_run(args: argparse.Namespace) -> int:
@@ -59,7 +63,7 @@ def flow_run(args: argparse.Namespace) -> int:
         from app.dask import with_dask
 
         flow_fn = with_dask(flow_fn, args.dask_workers or 2, args.dask_address)
-        if args.flow in METHOD_FLOW_NAMES:
+        if args.flow in method_flow_names():
             kwargs["map_shards"] = True  # the per-shard tasks are what Dask spreads
     if args.checkpoint:
         if args.flow != "demo":
