@@ -39,7 +39,7 @@ from correlearn.eval.label_propagation import (  # noqa: E402
     write_davis_masks,
 )
 from correlearn.models import backbone_info, build_backbone  # noqa: E402
-from correlearn.models.io import BackboneLoadError, load_backbone, read_backbone_spec  # noqa: E402
+from correlearn.models.io import BackboneLoadError, load_backbone, read_backbone_json  # noqa: E402
 
 MODES = ("queue", "vfs", "crw")
 
@@ -58,7 +58,7 @@ def backbone_and_preset(checkpoint: Path | None, preset: str) -> tuple:
         torch.manual_seed(0)
         net = build_backbone("resnet18", **({"strides": strides} if strides else {}))
         return net.eval(), name, "random-init ResNet-18 (seed 0)"
-    spec = read_backbone_spec(checkpoint)
+    spec = read_backbone_json(checkpoint)
     name = choose_preset(preset, spec)
     strides = LabelPropConfig.preset(name).strides
     takes_strides = "strides" in backbone_info(spec["backbone"]).options

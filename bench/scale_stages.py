@@ -86,14 +86,14 @@ def checkpoint_job(_n: int, folder: str, method: dict):
     import torch
 
     from correlearn.methods.byol import BYOL, BYOLConfig
-    from correlearn.models.io import write_backbone_spec
+    from correlearn.models.io import write_backbone_json
     from correlearn.train.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     cfg = BYOLConfig(**method)
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    write_backbone_spec(path, cfg.backbone, cfg.backbone_kwargs, "byol")
+    write_backbone_json(path, cfg.backbone, cfg.backbone_kwargs, "byol")
     save_checkpoint({"model": BYOL(cfg).state_dict(), "step": 0}, path / "train")
     manifest = {"config": {"method": cfg.model_dump(mode="json")}}
     (path / "manifest.json").write_text(json.dumps(manifest))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from correlearn.artifacts import ArtifactError, ArtifactRef, ArtifactStore
 from correlearn.config import ConfigError
-from correlearn.models.io import BACKBONE_FILE, BACKBONE_SPEC
+from correlearn.models.io import BACKBONE_FILE, BACKBONE_JSON
 from correlearn.records import StageRun
 from correlearn.stage import StageSpec
 
@@ -35,7 +35,7 @@ def parse_inputs(texts: list[str] | None) -> dict[str, str]:
 def is_checkpoint(path: str | Path) -> bool:
     """Whether an artifact folder holds an exported backbone."""
     p = Path(path)
-    return (p / BACKBONE_FILE).is_file() and (p / BACKBONE_SPEC).is_file()
+    return (p / BACKBONE_FILE).is_file() and (p / BACKBONE_JSON).is_file()
 
 
 def find_checkpoint(store: ArtifactStore, key: str, what: str | None = None) -> ArtifactRef:
@@ -51,7 +51,7 @@ def find_checkpoint(store: ArtifactStore, key: str, what: str | None = None) -> 
     ref = store.ref(stage, full)
     if not is_checkpoint(ref.path):
         raise ArtifactError(
-            f"{what}: {stage}/{full} is not a checkpoint (no {BACKBONE_FILE} + {BACKBONE_SPEC})"
+            f"{what}: {stage}/{full} is not a checkpoint (no {BACKBONE_FILE} + {BACKBONE_JSON})"
         )
     return ref
 

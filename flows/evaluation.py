@@ -170,14 +170,14 @@ def evaluate_checkpoint(s, key: str, options: FlowOptions) -> None:
     BN-calibrated init (the flow does not know how it was trained).
     """
     from correlearn.artifacts import ArtifactStore
-    from correlearn.models.io import read_backbone_spec
+    from correlearn.models.io import read_backbone_json
     from correlearn.workspace import activate
 
     store = ArtifactStore(activate().artifacts)
     stage, full = store.find(key)
     ref = store.ref(stage, full)
     ckpt = StageRun(stage, full, ref.path, cache_hit=True, label=stage)
-    spec = read_backbone_spec(ckpt.path)
+    spec = read_backbone_json(ckpt.path)
     name = f"{stage}:{full[:8]}"
     ev = _eval_lp(s, name, ckpt, None)
     preset = _metadata(ev).get("preset")

@@ -24,8 +24,8 @@ from correlearn.models import ViT, backbone_info
 from correlearn.models.io import (
     BACKBONE_FILE,
     load_backbone,
-    read_backbone_spec,
-    write_backbone_spec,
+    read_backbone_json,
+    write_backbone_json,
 )
 from correlearn.stage import StageContext
 from correlearn.train.checkpoint import atomic_torch_save
@@ -89,7 +89,7 @@ def run(ctx: StageContext) -> Evaluation:
     """Fine-tune, test, write ``metrics.json``, the loss curve and the fine-tuned backbone."""
     cfg: EvalFinetuneConfig = ctx.config
     ckpt = ctx.input_path("checkpoint")
-    spec = read_backbone_spec(ckpt)
+    spec = read_backbone_json(ckpt)
     hp = recipe(cfg.recipe, spec["backbone"], cfg.hparams)
     drop_path = "drop_path_rate" in backbone_info(spec["backbone"]).options
     check_recipe(hp, spec["backbone"])
@@ -121,7 +121,7 @@ def run(ctx: StageContext) -> Evaluation:
     plot_loss_curve(history, ctx.out_dir / "loss.png", "fine-tuning")
     ctx.picture(ctx.out_dir / "loss.png")
     atomic_torch_save(finetune.backbone_state(model), ctx.out_dir / BACKBONE_FILE)
-    write_backbone_spec(ctx.out_dir, spec["backbone"], spec.get("backbone_kwargs", {}), "finetune")
+    write_backbone_json(ctx.out_dir, spec["backbone"], spec.get("backbone_kwargs", {}), "finetune")
     ctx.count("train_images", len(tr_p))
     ctx.count("test_images", len(te_p))
     meta = {"backbone": spec["backbone"], "hparams": hp.model_dump(mode="json")}

@@ -15,7 +15,7 @@ from correlearn.config import StrictModel
 from correlearn.eval import svm
 from correlearn.eval.eval_datasets import EvalDatasetSpec, resolve_source, source_of
 from correlearn.eval.eval_stage import Evaluation, eval_stage
-from correlearn.models.io import load_backbone, read_backbone_spec
+from correlearn.models.io import load_backbone, read_backbone_json
 from correlearn.stage import StageContext
 from correlearn.train.distributed import resolve_device
 
@@ -76,7 +76,7 @@ def run(ctx: StageContext) -> Evaluation:
     cfg: EvalSVMConfig = ctx.config
     spec, root = source_of(ctx)
     backbone = load_backbone(ctx.input_path("checkpoint")).to(resolve_device(cfg.device))
-    meta = read_backbone_spec(ctx.input_path("checkpoint"))
+    meta = read_backbone_json(ctx.input_path("checkpoint"))
     layer = backbone.info.dense_layer(cfg.layer)  # a ViT has one dense map: its last block
     tr_p, tr_y, names = _split(spec, root, "trainval")
     te_p, te_y, te_names = _split(spec, root, "test")

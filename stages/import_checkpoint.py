@@ -16,7 +16,7 @@ from pydantic import Field
 from correlearn.checkpoints import CheckpointError, file_sha256, import_file
 from correlearn.config import NOT_IN_KEY, StrictModel
 from correlearn.models import BackboneName
-from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
+from correlearn.models.io import BACKBONE_FILE, write_backbone_json
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.checkpoint import atomic_torch_save
 
@@ -61,7 +61,7 @@ def run(ctx: StageContext) -> dict:
     imp = import_file(path, cfg.format, cfg.branch, cfg.backbone)
     rep = imp.report()
     atomic_torch_save(imp.backbone.export_state_dict(), ctx.out_dir / BACKBONE_FILE)
-    write_backbone_spec(ctx.out_dir, imp.name, imp.kwargs, f"import:{imp.format}")
+    write_backbone_json(ctx.out_dir, imp.name, imp.kwargs, f"import:{imp.format}")
     (ctx.out_dir / "import.json").write_text(
         json.dumps({**rep, "file": path.name, **ctx.resolved["file"]}, indent=2)
     )

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from correlearn.config import StrictModel
 from correlearn.models import BackboneName, build_backbone
-from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
+from correlearn.models.io import BACKBONE_FILE, write_backbone_json
 from correlearn.stage import StageContext, StageSpec
 from correlearn.train.checkpoint import atomic_torch_save
 
@@ -34,7 +34,7 @@ def run(ctx: StageContext) -> dict:
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(cfg.backbone, **cfg.backbone_kwargs)
     atomic_torch_save(backbone.export_state_dict(), ctx.out_dir / BACKBONE_FILE)
-    write_backbone_spec(ctx.out_dir, cfg.backbone, cfg.backbone_kwargs, "random_init")
+    write_backbone_json(ctx.out_dir, cfg.backbone, cfg.backbone_kwargs, "random_init")
     return {"backbone": cfg.backbone}
 
 

@@ -20,7 +20,7 @@ from correlearn.eval.features import FeatureFn, dense_feature_fn
 from correlearn.eval.label_prop_config import LabelPropConfig
 from correlearn.eval.protocol_presets import propagation_overrides
 from correlearn.models import backbone_info
-from correlearn.models.io import load_backbone, read_backbone_spec
+from correlearn.models.io import load_backbone, read_backbone_json
 from correlearn.train.distributed import resolve_device
 
 Preset = Literal["auto", "vfs_resnet", "crw_resnet", "dino_vit", "siammae_vit"]
@@ -102,7 +102,7 @@ def dense_setup(
         device: ``auto``, ``cpu``, ``cuda``...
         precision: feature extraction in ``fp32`` or ``bf16`` autocast (CUDA only).
     """
-    spec = read_backbone_spec(checkpoint)
+    spec = read_backbone_json(checkpoint)
     name = choose_preset(preset, spec)
     lp = LabelPropConfig.preset(name, **{**propagation_overrides(protocol, name), **params})
     backbone = load_backbone(checkpoint, **_constructor_overrides(lp, spec))

@@ -21,7 +21,7 @@ import torch
 from correlearn.config import ConfigError
 from correlearn.eval.object_tracking import RESNET_DILATIONS, RESNET_STRIDES, SiamHead
 from correlearn.models import backbone_info
-from correlearn.models.io import BACKBONE_FILE, BACKBONE_SPEC, load_backbone, read_backbone_spec
+from correlearn.models.io import BACKBONE_FILE, BACKBONE_JSON, load_backbone, read_backbone_json
 from correlearn.train.checkpoint import atomic_torch_save
 
 HEAD_FILE = "head.pt"
@@ -38,7 +38,7 @@ def load_tracking_backbone(folder: Path, device) -> tuple[torch.nn.Module, dict]
     Returns:
         ``(backbone in eval mode on device, {"backbone", "channels", "total_stride"})``.
     """
-    spec = read_backbone_spec(folder)
+    spec = read_backbone_json(folder)
     options = backbone_info(spec["backbone"]).options
     dilated = {"strides", "dilations"} <= options
     kw = {"strides": RESNET_STRIDES, "dilations": RESNET_DILATIONS} if dilated else {}
@@ -116,4 +116,4 @@ def link_backbone(src: Path, dst: Path) -> None:
         os.link(src / BACKBONE_FILE, dst / BACKBONE_FILE)
     except OSError:
         shutil.copy2(src / BACKBONE_FILE, dst / BACKBONE_FILE)
-    shutil.copy2(src / BACKBONE_SPEC, dst / BACKBONE_SPEC)
+    shutil.copy2(src / BACKBONE_JSON, dst / BACKBONE_JSON)

@@ -29,7 +29,7 @@ from correlearn.data.augment import normalize
 from correlearn.data.readers import ShardedImages
 from correlearn.eval.probes import extract_features
 from correlearn.methods.byol import BYOL, BYOLConfig
-from correlearn.models.io import load_backbone, read_backbone_spec
+from correlearn.models.io import load_backbone, read_backbone_json
 from correlearn.train.checkpoint import latest_checkpoint, load_checkpoint
 from correlearn.train.distributed import resolve_device
 
@@ -83,7 +83,7 @@ def load_byol(checkpoint: ArtifactRef) -> BYOL:
         The method in eval mode on the CPU, with the trained weights.
     """
     folder = Path(checkpoint.path)
-    method = read_backbone_spec(folder).get("method")
+    method = read_backbone_json(folder).get("method")
     if method != "byol":
         raise ValueError(f"{folder}: a {method!r} checkpoint; feature=projector needs a BYOL one")
     method = BYOL(checkpoint.config_as(BYOLConfig, field="method"))

@@ -16,22 +16,22 @@ from torch import nn
 from correlearn.models import build_backbone
 
 BACKBONE_FILE = "backbone.pt"
-BACKBONE_SPEC = "backbone.json"
+BACKBONE_JSON = "backbone.json"
 
 
 class BackboneLoadError(RuntimeError):
     """A checkpoint folder has no usable exported backbone; the message names the file."""
 
 
-def write_backbone_spec(folder: str | Path, name: str, kwargs: dict[str, Any], method: str) -> None:
+def write_backbone_json(folder: str | Path, name: str, kwargs: dict[str, Any], method: str) -> None:
     """Write ``backbone.json``: the registry name and kwargs that rebuild the exported backbone."""
     spec = {"backbone": name, "backbone_kwargs": kwargs, "method": method}
-    (Path(folder) / BACKBONE_SPEC).write_text(json.dumps(spec, indent=2))
+    (Path(folder) / BACKBONE_JSON).write_text(json.dumps(spec, indent=2))
 
 
-def read_backbone_spec(folder: str | Path) -> dict[str, Any]:
+def read_backbone_json(folder: str | Path) -> dict[str, Any]:
     """``backbone.json``: ``{"backbone": name, "backbone_kwargs": {...}, "method": ...}``."""
-    path = Path(folder) / BACKBONE_SPEC
+    path = Path(folder) / BACKBONE_JSON
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -52,7 +52,7 @@ def load_backbone(folder: str | Path, **kwargs_override: Any) -> nn.Module:
         The backbone in eval mode, on CPU.
     """
     folder = Path(folder)
-    spec = read_backbone_spec(folder)
+    spec = read_backbone_json(folder)
     kwargs = {**spec.get("backbone_kwargs", {}), **kwargs_override}
     backbone = build_backbone(spec["backbone"], **kwargs)
     path = folder / BACKBONE_FILE

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from correlearn.methods.base import Method
-from correlearn.models.io import write_backbone_spec
+from correlearn.models.io import write_backbone_json
 from correlearn.pretrain import method_spec
 from correlearn.pretrain.heldout_stage import heldout_key, open_heldout_eval, pretext_report
 from correlearn.pretrain.job import (
@@ -128,7 +128,7 @@ def _write_outputs(
 ) -> None:
     """``backbone.json``, the loss curve, the method's pictures, progress and counts."""
     cfg = ctx.config
-    write_backbone_spec(ctx.out_dir, cfg.method.backbone, cfg.method.backbone_kwargs, spec.name)
+    write_backbone_json(ctx.out_dir, cfg.method.backbone, cfg.method.backbone_kwargs, spec.name)
     _loss_curve(ctx, result.get("loss_history") or [])
     _pictures(ctx, spec, method, data)
     ctx.progress = {

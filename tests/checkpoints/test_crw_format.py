@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from correlearn.checkpoints import CheckpointError, import_file
 from correlearn.checkpoints.formats import fitting_formats
 from correlearn.eval.dense_setup import dense_setup
-from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
+from correlearn.models.io import BACKBONE_FILE, write_backbone_json
 from tests.checkpoints.reference_nets import CRW, randomize_
 
 X = torch.randn(2, 3, 64, 80, generator=torch.Generator().manual_seed(1))
@@ -83,7 +83,7 @@ def test_crw_resnet_features_are_crw_test_time_features(tmp_path, ref):
     folder = tmp_path / "artifact"
     folder.mkdir()
     torch.save(imp.backbone.export_state_dict(), folder / BACKBONE_FILE)
-    write_backbone_spec(folder, imp.name, imp.kwargs, f"import:{imp.format}")
+    write_backbone_json(folder, imp.name, imp.kwargs, f"import:{imp.format}")
     dense = dense_setup(folder, "auto", None, {}, "cpu")
     assert dense.meta["preset"] == "crw_resnet" and dense.lp.padding_mode == "reflect"
     net = CRW()

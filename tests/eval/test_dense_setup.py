@@ -11,7 +11,7 @@ from correlearn.eval.dense_setup import METHOD_PRESETS, Preset, choose_preset, d
 from correlearn.eval.label_prop_config import PRESETS
 from correlearn.eval.protocol_presets import PROTOCOL_PROPAGATION, PROTOCOL_STAGE
 from correlearn.models import BACKBONE_INFO, build_backbone
-from correlearn.models.io import BACKBONE_FILE, write_backbone_spec
+from correlearn.models.io import BACKBONE_FILE, write_backbone_json
 from correlearn.pretrain import METHODS
 
 
@@ -47,7 +47,7 @@ def test_every_method_preset_names_a_method_and_a_preset_of_a_backbone_family():
 def test_protocol_then_params_override_the_preset_and_resnets_get_its_strides(tmp_path):
     torch.manual_seed(0)
     torch.save(build_backbone("resnet_test").export_state_dict(), tmp_path / BACKBONE_FILE)
-    write_backbone_spec(tmp_path, "resnet_test", {}, "random_init")
+    write_backbone_json(tmp_path, "resnet_test", {}, "random_init")
     dense = dense_setup(tmp_path, "auto", "pose", {"context_frames": 1, "topk": 4}, "cpu")
     assert dense.lp.context_frames == 1 and dense.lp.topk == 4 and dense.lp.radius == 12
     assert dense.lp.short_side is None  # the pose protocol resizes the frames itself
@@ -64,7 +64,7 @@ def test_each_preset_takes_its_references_pose_and_parts_settings(tmp_path):
     command (T 0.05); dino_vit: CRW's test defaults; siammae_vit: CropMAE's (JHMDB k 7, VIP k 10,
     radius 20, T 0.7); no preset forces 1 frame."""
     torch.save(build_backbone("vit_test_patch16").export_state_dict(), tmp_path / BACKBONE_FILE)
-    write_backbone_spec(tmp_path, "vit_test_patch16", {}, "siammae")
+    write_backbone_json(tmp_path, "vit_test_patch16", {}, "siammae")
     got = {}
     for preset in ("vfs_resnet", "crw_resnet", "dino_vit", "siammae_vit"):
         for protocol in ("pose", "parts"):

@@ -17,7 +17,7 @@ from correlearn.eval.tracking_checkpoint import (
     write_head,
 )
 from correlearn.models import build_backbone
-from correlearn.models.io import BACKBONE_FILE, BACKBONE_SPEC, write_backbone_spec
+from correlearn.models.io import BACKBONE_FILE, BACKBONE_JSON, write_backbone_json
 
 
 def test_trained_head_round_trips_and_its_sizes_win(tmp_path):
@@ -47,9 +47,9 @@ def test_link_backbone_puts_both_backbone_files_next_to_the_head(tmp_path):
     src.mkdir()
     dst.mkdir()
     (src / BACKBONE_FILE).write_bytes(b"weights")
-    (src / BACKBONE_SPEC).write_text("{}")
+    (src / BACKBONE_JSON).write_text("{}")
     link_backbone(src, dst)
-    assert (dst / BACKBONE_FILE).read_bytes() == b"weights" and (dst / BACKBONE_SPEC).is_file()
+    assert (dst / BACKBONE_FILE).read_bytes() == b"weights" and (dst / BACKBONE_JSON).is_file()
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_the_tracking_backbone_asks_the_model_for_its_layer(tmp_path, name, chan
     """A ResNet runs dilated (res5 at stride 8); a ViT gives its patch tokens."""
     torch.manual_seed(0)
     torch.save(build_backbone(name).export_state_dict(), tmp_path / BACKBONE_FILE)
-    write_backbone_spec(tmp_path, name, {}, "random_init")
+    write_backbone_json(tmp_path, name, {}, "random_init")
     backbone, meta = load_tracking_backbone(tmp_path, "cpu")
     assert meta == {"backbone": name, "channels": channels, "total_stride": stride}
     assert res5_features(backbone)(torch.randn(1, 3, 64, 64)).shape == (

@@ -106,7 +106,7 @@ def test_no_bn_calibration_for_a_backbone_without_batchnorm(tmp_path):
 
 def test_a_given_checkpoint_is_scored_against_random_inits_of_its_backbone(tmp_path, monkeypatch):
     from correlearn.artifacts import ArtifactStore
-    from correlearn.models.io import write_backbone_spec
+    from correlearn.models.io import write_backbone_json
     from flows.evaluation import evaluate_checkpoint
 
     monkeypatch.setenv("CORRELEARN_HOME", str(tmp_path / "home"))
@@ -114,7 +114,7 @@ def test_a_given_checkpoint_is_scored_against_random_inits_of_its_backbone(tmp_p
     key = "f00d" + "0" * 12
     partial = store.begin("import_checkpoint", key, keep_partial=False)
     (partial / "backbone.pt").write_bytes(b"weights")
-    write_backbone_spec(partial, "resnet18", {"strides": [1, 2, 1, 1]}, "vfs")
+    write_backbone_json(partial, "resnet18", {"strides": [1, 2, 1, 1]}, "vfs")
     manifest = {"stage": "import_checkpoint", "key": key, "metadata": {"steps": 5}}
     store.commit("import_checkpoint", key, manifest)
 
