@@ -27,7 +27,6 @@ from correlearn.methods.base import Method
 from correlearn.methods.cim_decoder import CorrelationDecoder
 from correlearn.models import BackboneName, ViT, build_backbone
 from correlearn.pretext.metrics import centre_prior, peak_in_box, thresholded_iou
-from correlearn.train.ema import ema_update
 
 
 class CIMConfig(StrictModel):
@@ -175,17 +174,6 @@ class CIM(Method):
         if self.target_backbone is None:
             return []
         return [(self.backbone, self.target_backbone)]
-
-    def momentum_update(self, tau: float) -> None:
-        """Eq. 3 on the parameters; the target keeps its own BatchNorm statistics.
-
-        The target encodes contexts and the online encoder exemplars, so copying the online
-        running statistics (as BYOL's copy does) would normalise contexts with exemplar
-        statistics in eval mode (the held-out metric). Training uses batch statistics: the
-        trained weights are the same either way.
-        """
-        for online, target in self.ema_pairs():
-            ema_update(target, online, tau, copy_buffers=False)
 
     @torch.no_grad()
     def predict_maps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -22,16 +22,17 @@ from correlearn.pretrain import data as D
 from correlearn.pretrain.spec import MethodSpec
 
 # Each entry's training stage is ``pretrain_<name>`` (MethodSpec.stage). Stage versions:
-# 2 = initial weights seeded from train.seed.
+# 2 = initial weights seeded from train.seed; 3 = an EMA target keeps its own BatchNorm
+# statistics (BYOL, ORL, VFS's MoCo key encoder: its checkpoint and eval-mode pretext metric).
 METHODS: dict[str, MethodSpec] = {
     # Image-level BYOL: ORL stage 1 and the image-level baseline (ORL Sec. 3.1, BYOL Sec. 3).
     "byol": MethodSpec(
-        "byol", C.PretrainBYOLConfig, BYOL, D.BYOL_IMAGES, D.byol_batch, version=2,
+        "byol", C.PretrainBYOLConfig, BYOL, D.BYOL_IMAGES, D.byol_batch, version=3,
         description="BYOL pre-training (ORL stage 1)", heldout=D.byol_heldout,
     ),
     # ORL stage 3: object-level BYOL on the mined RoI pairs (ORL Sec. 3.1).
     "orl": MethodSpec(
-        "orl", C.PretrainORLConfig, ORL, D.OBJECT_PAIRS, D.orl_batch, version=2,
+        "orl", C.PretrainORLConfig, ORL, D.OBJECT_PAIRS, D.orl_batch, version=3,
         description="ORL object-level pre-training (stage 3)", heldout=D.orl_heldout,
     ),
     # Correlational Image Modeling (CIM Sec. 3.2).
@@ -41,7 +42,7 @@ METHODS: dict[str, MethodSpec] = {
     ),
     # Frame-level similarity between distant frames of one video (VFS Sec. 3).
     "vfs": MethodSpec(
-        "vfs", C.PretrainVFSConfig, VFS, D.VIDEOS, D.vfs_batch, version=2,
+        "vfs", C.PretrainVFSConfig, VFS, D.VIDEOS, D.vfs_batch, version=3,
         description="VFS frame-level similarity pre-training on videos", heldout=D.vfs_heldout,
     ),
     # Siamese masked autoencoding of frame pairs (SiamMAE Sec. 3).

@@ -55,11 +55,9 @@ class HeldoutConfig(StrictModel):
         seed: seed of the held-out draw (views, crops, exemplars, frame pairs, masks).
         init_seeds: the untrained init is scored at each of these seeds.
         batch_norm: what BatchNorm normalises the held-out batches with: ``running``, the running
-            statistics (eval mode); ``batch``, each held-out batch's own statistics, as training
-            does. Running statistics trail weights that move fast (momentum 0.1): early in a run
-            BYOL's eval-mode target projections of different images agree to a cosine of 0.99
-            while in training they differ (0.34), so ``running`` can hide a pairing the loss has
-            learned. ``batch`` scores depend on the held-out batch size (``batch_size``).
+            statistics (eval mode, as a downstream user runs the model); ``batch``, each held-out
+            batch's own statistics, as the loss sees them in training. ``batch`` scores depend on
+            the held-out batch size (``batch_size``).
     """
 
     dataset: str | None = None

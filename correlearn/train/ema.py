@@ -14,37 +14,34 @@ from torch import nn
 
 
 @torch.no_grad()
-def ema_update(target: nn.Module, online: nn.Module, tau: float, copy_buffers: bool = True) -> None:
+def ema_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """Move ``target`` towards ``online``: xi <- tau * xi + (1 - tau) * theta, in place.
 
-    Parameters are averaged; buffers (BatchNorm running statistics, counters) are copied, since an
-    average of counters is meaningless and BYOL's target normalises with its own batch statistics in
-    training anyway.
+    Only parameters are averaged. Buffers (BatchNorm running statistics) stay the target's own:
+    its forward passes in training mode update them, so in eval mode it normalises with the
+    statistics of its own weights and inputs. The reference codes do the same (BYOL's JAX code
+    keeps the target's own state; OpenSelfSup/ORL, MoCo and solo-learn average parameters only).
+    Copying the online statistics instead normalises the lagging EMA weights with statistics of
+    other weights (and, for CIM, of other inputs): in eval mode BYOL's target projections of
+    different images then collapse onto one direction, while training (batch statistics) is
+    unchanged.
 
     Args:
         target: the EMA network (same architecture as ``online``).
         online: the trained network.
-        tau: decay in [0, 1]; 1 leaves the target unchanged, 0 copies the online network.
-        copy_buffers: copy the online buffers into the target. False for a target that sees other
-            inputs than its online network (CIM's target encodes contexts, the online encoder
-            exemplars): its BatchNorm running statistics then follow its own inputs, which is
-            what it normalises with in eval mode. Training (batch statistics) is the same either way.
+        tau: decay in [0, 1]; 1 leaves the target unchanged, 0 copies the online parameters.
 
     Raises:
-        ValueError: tau is outside [0, 1] or the two networks' parameter names differ.
+        ValueError: tau is outside [0, 1] or the two networks' parameter names or shapes differ.
     """
     if not 0.0 <= tau <= 1.0:
         raise ValueError(f"tau must be in [0, 1], got {tau}")
     t_named = list(target.named_parameters())
     o_named = list(online.named_parameters())
-    if [n for n, _ in t_named] != [n for n, _ in o_named]:
+    if [(n, p.shape) for n, p in t_named] != [(n, p.shape) for n, p in o_named]:
         raise ValueError("target and online networks have different parameters")
     t_params = [p.data for _, p in t_named]
     o_params = [p.data for _, p in o_named]
     if t_params:
         # lerp(xi, theta, 1 - tau) = tau * xi + (1 - tau) * theta, fused per dtype/device.
         torch._foreach_lerp_(t_params, o_params, 1.0 - tau)
-    if not copy_buffers:
-        return
-    for tb, ob in zip(target.buffers(), online.buffers(), strict=True):
-        tb.copy_(ob)
