@@ -40,7 +40,7 @@ def stage_run(args: argparse.Namespace) -> int:
     pipe.tracker = Tracker(ws)
     from correlearn.inputs import parse_inputs, resolve_inputs
 
-    inputs = resolve_inputs(pipe.store, pipe.registry[args.stage], parse_inputs(args.input))
+    inputs = resolve_inputs(pipe.store, pipe.spec(args.stage), parse_inputs(args.input))
     res = pipe.run_stage(args.stage, inputs=inputs, section=args.section, force=args.force)
     if args.json:
         print(json.dumps({**res.ref.to_dict(), "cache_hit": res.cache_hit}))

@@ -90,7 +90,7 @@ class Pipeline:
 
     def section(self, stage: str, section: str | None = None, overrides: dict | None = None):
         """Validate a stage's config section (default: the stage's own name) with overrides."""
-        spec = self._spec(stage)
+        spec = self.spec(stage)
         name = current_name(section or spec.name)
         raw = deep_merge(self.raw.get(name) or {}, overrides or {})
         raw = with_defaults(spec.config_model, raw)
@@ -102,7 +102,8 @@ class Pipeline:
             raise ConfigError(msg) from None
         return config
 
-    def _spec(self, stage: str) -> StageSpec:
+    def spec(self, stage: str) -> StageSpec:
+        """The registered stage ``stage`` (a renamed stage by its first name too)."""
         stage = current_name(stage)
         if stage not in self.registry:
             raise ConfigError(f"unknown stage {stage!r}; known: {sorted(self.registry)}")
@@ -110,7 +111,7 @@ class Pipeline:
 
     def key_of(self, stage: str, config: Any, inputs: dict[str, ArtifactRef]) -> tuple[str, dict]:
         """The artifact key and the resolved (logged) config of a stage call."""
-        spec = self._spec(stage)
+        spec = self.spec(stage)
         resolved = config.model_dump(mode="json")
         material = key_material(config)
         if spec.resolve is not None:
@@ -143,7 +144,7 @@ class Pipeline:
             The run; ``forced`` is set when this artifact was recomputed over an existing one,
             so descendants recompute too (their keys alone would not change).
         """
-        spec = self._spec(stage)
+        spec = self.spec(stage)
         stage = spec.name
         config = self.section(stage, section, overrides)
         inputs = self._resolve_inputs(spec, dict(inputs or {}), force_upstream)
@@ -197,7 +198,7 @@ class Pipeline:
         units. Otherwise the partial folder exists and each unit's file goes into it; the stage's
         own run then only computes what is still missing and merges.
         """
-        spec = self._spec(stage)
+        spec = self.spec(stage)
         if spec.units is None:
             return None
         config = self.section(stage)

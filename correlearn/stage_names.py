@@ -1,8 +1,9 @@
-"""Stage names: every training stage is ``pretrain_<method>``; renamed stages keep their cache.
+"""Stage names and their rules; a renamed stage keeps its cache.
 
-BYOL's and ORL stage 3's training stages were first named by their data (``pretrain_image``,
-``pretrain_object``). They follow the ``pretrain_<method>`` rule now, and their first names stay
-valid everywhere a user writes a stage name (a YAML section, ``--set``, ``correlearn stage``):
+A training stage is ``pretrain_<method>``, an evaluation ``eval_<protocol>``. Stages renamed to
+follow them (BYOL's ``pretrain_image`` and ORL stage 3's ``pretrain_object``, named by their data;
+ORL's ``knn``, apart from the k-NN probe ``eval_knn``) keep their first names as aliases
+everywhere a user writes a stage name (a YAML section, ``--set``, ``correlearn stage``):
 :func:`current_name` resolves them. Their artifacts keep the first name as key material and store
 folder (:func:`stored_name`), so every artifact computed under the first name is still a cache
 hit under the new one.

@@ -64,3 +64,12 @@ def test_set_overrides_under_the_first_name_reach_the_stage(tmp_path):
     cfg.write_text(f"pretrain_byol: {STEPS}\n")
     pipe = Pipeline(cfg, REG, ws, ["pretrain_image.train.steps_per_epoch=3"])
     assert pipe.section("pretrain_byol").train.steps_per_epoch == 3
+
+
+def test_the_command_line_finds_a_stage_by_its_first_name(tmp_path):
+    """`correlearn stage run knn` resolves its inputs through Pipeline.spec."""
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("{}\n")
+    pipe = Pipeline(cfg, STAGES, get_workspace(tmp_path / "home"))
+    assert pipe.spec("knn") is STAGES["neighbours"]
+    assert pipe.spec("pretrain_object") is STAGES["pretrain_orl"]
