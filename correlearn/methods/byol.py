@@ -30,7 +30,7 @@ from correlearn.methods.base import Method
 from correlearn.models import BackboneName, build_backbone
 from correlearn.models.heads import mlp
 from correlearn.pretext.metrics import retrieval_chance, two_view_retrieval
-from correlearn.train.config import OptimConfig
+from correlearn.train.config import OptimConfig, TrainConfig
 
 
 def byol_sgd() -> OptimConfig:
@@ -49,6 +49,14 @@ def byol_sgd() -> OptimConfig:
         warmup_epochs=4,
         exclude_bias_norm=False,
     )
+
+
+def byol_train() -> TrainConfig:
+    """The loop of ORL's stages 1 and 3 (ORL Sec. 4): 800 epochs, batch 256.
+
+    The paper uses 512 on 8 GPUs; the lr scales linearly with the batch.
+    """
+    return TrainConfig(epochs=800, batch_size=256)
 
 
 class BYOLConfig(StrictModel):

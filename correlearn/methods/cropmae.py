@@ -34,6 +34,7 @@ from correlearn.data.augment import normalize as normalize_img
 from correlearn.data.augment import rrc_params, to_chw
 from correlearn.methods.siammae import SiamMAE
 from correlearn.models import BackboneName
+from correlearn.train.config import OptimConfig, TrainConfig
 
 Scale = tuple[float, float]
 
@@ -175,3 +176,24 @@ def build_cropmae_batch(
         "boxes": torch.stack(boxes).long(),
         "flips": torch.stack(flips),
     }
+
+
+def cropmae_optim() -> OptimConfig:
+    """The optimiser of CropMAE pre-training (ref ``scripts/train_cropmae_in.sh``).
+
+    AdamW ``--betas=0.9,0.95``, ``--weight_decay=0.05`` (timm's ``param_groups_weight_decay``:
+    none on biases and norms), ``--blr=1e-4`` x batch/256, warm-up ``--warmup_epochs_prop=0.05``
+    of 400 epochs = 20, half-cosine to ``--min_lr_prop=0.0``, no clipping.
+    """
+    return OptimConfig(
+        name="adamw", base_lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, warmup_epochs=20
+    )
+
+
+def cropmae_train() -> TrainConfig:
+    """The loop of CropMAE pre-training (ref ``scripts/train_cropmae_in.sh``): 400 epochs, 2048.
+
+    ``--batch_size=128`` per GPU x 4 nodes x 4 GPUs (``--accum_iter=1``) = 2048 effective;
+    ``batch_size`` is per process here.
+    """
+    return TrainConfig(epochs=400, batch_size=2048)

@@ -37,6 +37,7 @@ from correlearn.methods.base import Method
 from correlearn.models import BackboneName, ViT, build_backbone, sincos_2d
 from correlearn.models.patches import patchify, random_masking, unpatchify
 from correlearn.pretext.metrics import mean_patch_prediction
+from correlearn.train.config import OptimConfig, TrainConfig
 
 
 class SiamMAEConfig(StrictModel):
@@ -327,3 +328,19 @@ def build_siammae_batch(videos, video_ids, rng: np.random.Generator, cfg: SiamMA
         "frame_ids": torch.stack(frame_ids),
         "video_ids": torch.tensor(vids, dtype=torch.long),
     }
+
+
+def siammae_optim() -> OptimConfig:
+    """The optimiser of SiamMAE pre-training (Table 4a, MAE's recipe).
+
+    AdamW (0.9, 0.95), wd 0.05 (none on biases and norms, as MAE), lr 1.5e-4 x batch/256,
+    cosine, 40 warm-up epochs.
+    """
+    return OptimConfig(
+        name="adamw", base_lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05, warmup_epochs=40
+    )
+
+
+def siammae_train() -> TrainConfig:
+    """The loop of SiamMAE pre-training (Table 4a): 400 effective epochs, batch 2048 pairs."""
+    return TrainConfig(epochs=400, batch_size=2048)

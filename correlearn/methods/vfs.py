@@ -40,6 +40,7 @@ from correlearn.methods.base import Method
 from correlearn.models import BackboneName, build_backbone
 from correlearn.models.heads import mlp, simsiam_predictor, simsiam_projector
 from correlearn.pretext.metrics import two_view_retrieval
+from correlearn.train.config import OptimConfig, TrainConfig
 from correlearn.train.schedules import ema_tau
 
 
@@ -303,3 +304,24 @@ def build_vfs_batch(videos, video_ids, rng: np.random.Generator, cfg: VFSConfig)
         "frame_ids": torch.stack(frame_ids),
         "video_ids": torch.as_tensor(np.asarray(video_ids), dtype=torch.long),
     }
+
+
+def vfs_optim() -> OptimConfig:
+    """The optimiser of VFS pre-training (Sec. 4.1): SGD lr 0.05 at batch 256, cosine, no warm-up.
+
+    Momentum 0.9, wd 1e-4; the ref code's mmcv SGD has no paramwise options, so biases and BN
+    parameters are decayed too.
+    """
+    return OptimConfig(
+        name="sgd",
+        base_lr=0.05,
+        weight_decay=1e-4,
+        momentum=0.9,
+        warmup_epochs=0,
+        exclude_bias_norm=False,
+    )
+
+
+def vfs_train() -> TrainConfig:
+    """The loop of VFS pre-training (Sec. 4.1): ResNet-18's 200 epochs, batch 256 videos."""
+    return TrainConfig(epochs=200, batch_size=256)

@@ -1,6 +1,8 @@
-"""The pre-training stage configs: method, loop and optimiser, with each paper's defaults.
+"""The pre-training stage configs: method, loop, optimiser and held-out set of each method.
 
-One model per method; a YAML section (``pretrain_vfs:``) only overrides them. ``train.batch_size``
+One model per method, assembled from the paper defaults its method module holds (its config and
+its ``<method>_train`` and ``<method>_optim``); a YAML section (``pretrain_vfs:``) only overrides
+them. ``train.batch_size``
 is per process; each docstring says what one sample is.
 """
 
@@ -9,12 +11,12 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from correlearn.config import IN_KEY_UNLESS_DEFAULT, StrictModel
-from correlearn.methods.byol import BYOLConfig, byol_sgd
-from correlearn.methods.cim import CIMConfig
-from correlearn.methods.cropmae import CropMAEConfig
+from correlearn.methods.byol import BYOLConfig, byol_sgd, byol_train
+from correlearn.methods.cim import CIMConfig, cim_optim, cim_train
+from correlearn.methods.cropmae import CropMAEConfig, cropmae_optim, cropmae_train
 from correlearn.methods.orl import ORLConfig
-from correlearn.methods.siammae import SiamMAEConfig
-from correlearn.methods.vfs import VFSConfig
+from correlearn.methods.siammae import SiamMAEConfig, siammae_optim, siammae_train
+from correlearn.methods.vfs import VFSConfig, vfs_optim, vfs_train
 from correlearn.pretrain.heldout import HeldoutConfig
 from correlearn.train.config import OptimConfig, TrainConfig
 
@@ -28,7 +30,7 @@ class PretrainBYOLConfig(StrictModel):
     """BYOL method, loop and optimiser; defaults are ORL stage 1 (800 epochs, batch 256)."""
 
     method: BYOLConfig = Field(default_factory=BYOLConfig)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=800, batch_size=256))
+    train: TrainConfig = Field(default_factory=byol_train)
     optim: OptimConfig = Field(default_factory=byol_sgd)
     val: HeldoutConfig = _val()
 
@@ -40,51 +42,18 @@ class PretrainORLConfig(StrictModel):
     """
 
     method: ORLConfig = Field(default_factory=ORLConfig)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=800, batch_size=256))
+    train: TrainConfig = Field(default_factory=byol_train)
     optim: OptimConfig = Field(default_factory=byol_sgd)
     val: HeldoutConfig = _val()
-
-
-def _cim_optim() -> OptimConfig:
-    # Ref code (scripts/dist_pretrain.sh): AdamW betas (0.9, 0.95), blr 1.5e-4 x batch/256,
-    # wd 0.05 (none on biases/norms, timm's add_weight_decay), 40 warm-up epochs, cosine,
-    # gradient clipping at norm 1.0.
-    return OptimConfig(
-        name="adamw",
-        base_lr=1.5e-4,
-        weight_decay=0.05,
-        betas=(0.9, 0.95),
-        warmup_epochs=40,
-        clip_grad=1.0,
-    )
-
-
-def _cim_train() -> TrainConfig:
-    # Paper Sec. 4.1: 300 epochs. Ref code batch: 256 per GPU x 2 accumulation x 8 GPUs = 4096
-    # effective; here ``batch_size`` is per process, so split it over ``devices`` when scaling out.
-    return TrainConfig(epochs=300, batch_size=4096)
 
 
 class PretrainCIMConfig(StrictModel):
     """CIM method, loop and optimiser; defaults are the paper's / ref code's (ViT-B/16, 300 ep)."""
 
     method: CIMConfig = Field(default_factory=CIMConfig)
-    train: TrainConfig = Field(default_factory=_cim_train)
-    optim: OptimConfig = Field(default_factory=_cim_optim)
+    train: TrainConfig = Field(default_factory=cim_train)
+    optim: OptimConfig = Field(default_factory=cim_optim)
     val: HeldoutConfig = _val()
-
-
-def _vfs_optim() -> OptimConfig:
-    # VFS Sec. 4.1: SGD lr 0.05 at batch 256, momentum 0.9, wd 1e-4, cosine, no warm-up; the ref
-    # code's mmcv SGD has no paramwise options, so biases and BN parameters are decayed too.
-    return OptimConfig(
-        name="sgd",
-        base_lr=0.05,
-        weight_decay=1e-4,
-        momentum=0.9,
-        warmup_epochs=0,
-        exclude_bias_norm=False,
-    )
 
 
 class PretrainVFSConfig(StrictModel):
@@ -94,17 +63,9 @@ class PretrainVFSConfig(StrictModel):
     """
 
     method: VFSConfig = Field(default_factory=VFSConfig)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=200, batch_size=256))
-    optim: OptimConfig = Field(default_factory=_vfs_optim)
+    train: TrainConfig = Field(default_factory=vfs_train)
+    optim: OptimConfig = Field(default_factory=vfs_optim)
     val: HeldoutConfig = _val()
-
-
-def _siammae_optim() -> OptimConfig:
-    # SiamMAE Table 4a: AdamW (0.9, 0.95), wd 0.05, lr 1.5e-4 x batch/256 (MAE), cosine,
-    # 40 warm-up epochs; MAE excludes biases and norms from weight decay.
-    return OptimConfig(
-        name="adamw", base_lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05, warmup_epochs=40
-    )
 
 
 class PretrainSiamMAEConfig(StrictModel):
@@ -116,8 +77,8 @@ class PretrainSiamMAEConfig(StrictModel):
     """
 
     method: SiamMAEConfig = Field(default_factory=SiamMAEConfig)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=400, batch_size=2048))
-    optim: OptimConfig = Field(default_factory=_siammae_optim)
+    train: TrainConfig = Field(default_factory=siammae_train)
+    optim: OptimConfig = Field(default_factory=siammae_optim)
     val: HeldoutConfig = _val()
 
     @model_validator(mode="after")
@@ -131,21 +92,6 @@ class PretrainSiamMAEConfig(StrictModel):
         return self
 
 
-def _cropmae_optim() -> OptimConfig:
-    # Ref scripts/train_cropmae_in.sh: AdamW --betas=0.9,0.95, --weight_decay=0.05 (timm's
-    # param_groups_weight_decay: none on biases and norms), --blr=1e-4 x batch/256, warm-up
-    # --warmup_epochs_prop=0.05 of 400 epochs = 20, half-cosine to --min_lr_prop=0.0, no clipping.
-    return OptimConfig(
-        name="adamw", base_lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, warmup_epochs=20
-    )
-
-
-def _cropmae_train() -> TrainConfig:
-    # Ref scripts/train_cropmae_in.sh: --epochs=400, --batch_size=128 per GPU x 4 nodes x 4 GPUs
-    # (--accum_iter=1) = 2048 effective; ``batch_size`` is per process here.
-    return TrainConfig(epochs=400, batch_size=2048)
-
-
 class PretrainCropMAEConfig(StrictModel):
     """CropMAE method, loop and optimiser; defaults are the reference's ImageNet run.
 
@@ -153,6 +99,6 @@ class PretrainCropMAEConfig(StrictModel):
     """
 
     method: CropMAEConfig = Field(default_factory=CropMAEConfig)
-    train: TrainConfig = Field(default_factory=_cropmae_train)
-    optim: OptimConfig = Field(default_factory=_cropmae_optim)
+    train: TrainConfig = Field(default_factory=cropmae_train)
+    optim: OptimConfig = Field(default_factory=cropmae_optim)
     val: HeldoutConfig = _val()
