@@ -33,7 +33,7 @@ from correlearn.pretext.metrics import retrieval_chance, two_view_retrieval
 from correlearn.train.config import OptimConfig, TrainConfig
 
 
-def byol_sgd() -> OptimConfig:
+def byol_optim() -> OptimConfig:
     """The optimiser of ORL's stages 1 (BYOL) and 3: ORL Sec. 4 "Implementation details".
 
     SGD, lr 0.2 x batch/256, wd 1e-4, momentum 0.9, cosine, 4 warm-up epochs. The reference

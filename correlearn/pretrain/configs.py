@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from correlearn.config import IN_KEY_UNLESS_DEFAULT, StrictModel
-from correlearn.methods.byol import BYOLConfig, byol_sgd, byol_train
+from correlearn.methods.byol import BYOLConfig, byol_optim, byol_train
 from correlearn.methods.cim import CIMConfig, cim_optim, cim_train
 from correlearn.methods.cropmae import CropMAEConfig, cropmae_optim, cropmae_train
 from correlearn.methods.orl import ORLConfig
@@ -31,7 +31,7 @@ class PretrainBYOLConfig(StrictModel):
 
     method: BYOLConfig = Field(default_factory=BYOLConfig)
     train: TrainConfig = Field(default_factory=byol_train)
-    optim: OptimConfig = Field(default_factory=byol_sgd)
+    optim: OptimConfig = Field(default_factory=byol_optim)
     val: HeldoutConfig = _val()
 
 
@@ -43,7 +43,7 @@ class PretrainORLConfig(StrictModel):
 
     method: ORLConfig = Field(default_factory=ORLConfig)
     train: TrainConfig = Field(default_factory=byol_train)
-    optim: OptimConfig = Field(default_factory=byol_sgd)
+    optim: OptimConfig = Field(default_factory=byol_optim)
     val: HeldoutConfig = _val()
 
 
