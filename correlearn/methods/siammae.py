@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
-from timm.layers import Mlp
 from torch import nn
 from torchvision.utils import make_grid
 
@@ -34,6 +33,7 @@ from correlearn.data.augment import normalize as normalize_img
 from correlearn.data.frame_index import FrameSampler
 from correlearn.losses.mae import masked_mse, norm_pix
 from correlearn.methods.base import Method
+from correlearn.methods.siammae_decoder import DecoderBlock
 from correlearn.models import BackboneName, ViT, build_backbone, sincos_2d
 from correlearn.models.patches import patchify, random_masking, unpatchify
 from correlearn.pretext.metrics import mean_patch_prediction
@@ -69,50 +69,6 @@ class SiamMAEConfig(StrictModel):
         if self.decoder_dim % 4 or self.decoder_dim % self.decoder_heads:
             raise ValueError("decoder_dim must be divisible by 4 and by decoder_heads")
         return self
-
-
-class Attention(nn.Module):
-    """Multi-head attention of queries x over a context (self-attention when context is x)."""
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.q, self.kv, self.proj = (
-            nn.Linear(dim, dim),
-            nn.Linear(dim, 2 * dim),
-            nn.Linear(dim, dim),
-        )
-
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        """(B, n, dim) queries over (B, m, dim) context -> (B, n, dim)."""
-        b, n, d = x.shape
-        q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)
-        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
-
-
-class DecoderBlock(nn.Module):
-    """Pre-norm block: [cross-attention to f1] -> [self-attention] -> MLP (Sec. 3, Table 2b)."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, cross: bool, self_attn: bool):
-        super().__init__()
-        self.cross = Attention(dim, heads) if cross else None
-        self.norm_q, self.norm_kv = (
-            (nn.LayerNorm(dim), nn.LayerNorm(dim)) if cross else (None, None)
-        )
-        self.attn = Attention(dim, heads) if self_attn else None
-        self.norm_sa = nn.LayerNorm(dim) if self_attn else None
-        self.norm_mlp, self.mlp = nn.LayerNorm(dim), Mlp(dim, int(dim * mlp_ratio))
-
-    def forward(self, x: torch.Tensor, mem: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, n, dim) tokens (f2, or [f1; f2] for joint), mem (B, m, dim) f1 -> (B, n, dim)."""
-        if self.cross is not None:
-            x = x + self.cross(self.norm_q(x), self.norm_kv(mem))
-        if self.attn is not None:
-            y = self.norm_sa(x)
-            x = x + self.attn(y, y)
-        return x + self.mlp(self.norm_mlp(x))
 
 
 class SiamMAE(Method):

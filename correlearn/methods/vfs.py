@@ -39,6 +39,7 @@ from correlearn.losses.simsiam import simsiam_pair_loss
 from correlearn.methods.base import Method
 from correlearn.models import BackboneName, build_backbone
 from correlearn.models.heads import mlp, simsiam_predictor, simsiam_projector
+from correlearn.models.key_queue import KeyQueue, all_gather
 from correlearn.pretext.metrics import two_view_retrieval
 from correlearn.train.config import OptimConfig, TrainConfig
 from correlearn.train.schedules import ema_tau
@@ -98,51 +99,6 @@ def vfs_pairs(n: int, pairing: str) -> list[tuple[int, int]]:
     return [(i, (i + 1) % n) for i in range(n)]
 
 
-class KeyQueue(nn.Module):
-    """MoCo's negative bank (He et al. 2020, Sec. 3.2): a FIFO ring buffer of L2-normalised keys.
-
-    Starts with random unit vectors, as MoCo; the pointer is a buffer, so checkpoints resume it.
-
-    Args:
-        size: K, keys held (VFS Sec. 4.1: 65536).
-        dim: key width.
-    """
-
-    def __init__(self, size: int, dim: int) -> None:
-        super().__init__()
-        self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
-        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
-
-    @torch.no_grad()
-    def enqueue(self, k: torch.Tensor) -> torch.Tensor:
-        """Insert (M, dim) keys in order, overwriting the M oldest (wrapping around).
-
-        Returns:
-            The dequeued (overwritten) keys, oldest first; with M > K only the newest K are kept.
-        """
-        size = self.keys.shape[0]
-        k = k.detach()[-size:].to(self.keys.dtype)
-        idx = (int(self.ptr) + torch.arange(k.shape[0], device=self.keys.device)) % size
-        out = self.keys[idx].clone()
-        self.keys[idx] = k
-        self.ptr.fill_((int(self.ptr) + k.shape[0]) % size)
-        return out
-
-    def ordered(self) -> torch.Tensor:
-        """(K, dim) keys, oldest first."""
-        return torch.roll(self.keys, -int(self.ptr), dims=0)
-
-
-def _all_gather(x: torch.Tensor) -> torch.Tensor:
-    # MoCo enqueues the keys of the whole global batch so that every rank's queue stays identical.
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(out, x.contiguous())
-    return torch.cat(out)
-
-
 class VFS(Method):
     """VFS: SimSiam over frame pairs, or MoCo v2 with a momentum encoder and a key queue.
 
@@ -200,7 +156,7 @@ class VFS(Method):
         loss, acc = moco_pair_loss(
             z.view(b, n, -1), k.view(b, n, -1), negs, self.pairs, self.cfg.temperature
         )
-        self.queue.enqueue(_all_gather(k.float()))
+        self.queue.enqueue(all_gather(k.float()))
         return {"loss": loss, "nce_acc": acc.detach()}
 
     @torch.no_grad()

@@ -8,13 +8,8 @@ from correlearn.data.frame_index import FrameSampler
 from correlearn.data.readers import ShardedVideos
 from correlearn.data.sources import DataError
 from correlearn.data.usable_videos import usable_videos
-from correlearn.methods.vfs import (
-    VFS,
-    KeyQueue,
-    VFSConfig,
-    build_vfs_batch,
-    vfs_pairs,
-)
+from correlearn.methods.vfs import VFS, VFSConfig, build_vfs_batch, vfs_pairs
+from correlearn.models.key_queue import KeyQueue
 from correlearn.pretrain.configs import PretrainVFSConfig
 from correlearn.stage import StageContext
 from correlearn.train.config import TrainConfig
