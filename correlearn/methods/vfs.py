@@ -167,6 +167,8 @@ class VFS(Method):
         retrieves frame b of the same video among frame b of all held-out videos (distant frames,
         drawn by the training sampler): SimSiam's prediction against the projection, or MoCo's
         query against the momentum key. Each batch is one draw of every held-out video.
+        Uncentred: a gallery of a few videos gives too noisy a mean to subtract (centred, the
+        inits of the demo's six videos score 0.078 and 0.197 around a chance of 0.167).
 
         Args:
             batches: ``frames`` (V, n, 3, S, S) of the V held-out videos.
@@ -178,7 +180,9 @@ class VFS(Method):
             target = lambda x: self.projector(self.backbone(x))  # noqa: E731
             predict = lambda x: self.predictor(target(x))  # noqa: E731
         scores = [
-            two_view_retrieval(predict, target, [(b["frames"][:, i], b["frames"][:, j])])
+            two_view_retrieval(
+                predict, target, [(b["frames"][:, i], b["frames"][:, j])], center=False
+            )
             for b in batches
             for i, j in self.pairs
         ]

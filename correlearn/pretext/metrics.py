@@ -20,7 +20,10 @@ import torch.nn.functional as F
 
 @torch.no_grad()
 def retrieval_top1(
-    queries: torch.Tensor, keys: torch.Tensor, groups: torch.Tensor | None = None
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    groups: torch.Tensor | None = None,
+    center: bool = True,
 ) -> float:
     """Share of queries whose nearest key (cosine) is their own partner.
 
@@ -31,6 +34,12 @@ def retrieval_top1(
             than its partner are left out of its gallery. Frames a few steps apart in one video
             are near-duplicates, not negatives, so instance retrieval is scored against the
             other videos' items only.
+        center: subtract the mean query from the queries and the mean key from the keys before
+            the cosine. Projection heads put a large component common to every item into their
+            outputs (at init, and early in training, far larger than what tells items apart);
+            keys that lean further into it then win every query's argmax (hubs), and top-1 sits at
+            chance even where partners are on average far closer than other items. Centring
+            removes what every item shares and is the same for every model scored.
 
     Returns:
         Top-1 accuracy in [0, 1]; chance is the mean of 1/(gallery size). Ties go to the lowest
@@ -38,7 +47,11 @@ def retrieval_top1(
     """
     if queries.shape != keys.shape or queries.ndim != 2:
         raise ValueError(f"queries {tuple(queries.shape)} and keys {tuple(keys.shape)} differ")
-    sim = F.normalize(queries.float(), dim=1) @ F.normalize(keys.float(), dim=1).T
+    queries, keys = queries.float(), keys.float()
+    if center:
+        queries = queries - queries.mean(dim=0, keepdim=True)
+        keys = keys - keys.mean(dim=0, keepdim=True)
+    sim = F.normalize(queries, dim=1) @ F.normalize(keys, dim=1).T
     own = torch.arange(len(sim), device=sim.device)
     if groups is not None:
         groups = groups.to(sim.device)
@@ -133,6 +146,7 @@ def two_view_retrieval(
     target: Callable[[torch.Tensor], torch.Tensor],
     pairs: list[tuple[torch.Tensor, torch.Tensor]],
     groups: torch.Tensor | None = None,
+    center: bool = True,
 ) -> float:
     """Symmetrised retrieval top-1 of the BYOL-family task over one gallery of every pair.
 
@@ -144,6 +158,7 @@ def two_view_retrieval(
         target: target branch, (B, 3, S, S) -> (B, D).
         pairs: chunks ``(x1, x2)`` of (B_i, 3, S, S) views; row r of x1 and x2 show one item.
         groups: (N,) the items' groups over all chunks (see :func:`retrieval_top1`).
+        center: centre queries and keys over all chunks (see :func:`retrieval_top1`).
 
     Returns:
         The mean of the two directions' top-1, in [0, 1] (chance: :func:`retrieval_chance`).
@@ -152,4 +167,4 @@ def two_view_retrieval(
     p2 = torch.cat([predict(b) for _, b in pairs])
     z1 = torch.cat([target(a) for a, _ in pairs])
     z2 = torch.cat([target(b) for _, b in pairs])
-    return 0.5 * (retrieval_top1(p1, z2, groups) + retrieval_top1(p2, z1, groups))
+    return 0.5 * (retrieval_top1(p1, z2, groups, center) + retrieval_top1(p2, z1, groups, center))

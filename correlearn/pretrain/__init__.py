@@ -23,16 +23,17 @@ from correlearn.pretrain.spec import MethodSpec
 
 # Each entry's training stage is ``pretrain_<name>`` (MethodSpec.stage). Stage versions:
 # 2 = initial weights seeded from train.seed; 3 = an EMA target keeps its own BatchNorm
-# statistics (BYOL, ORL, VFS's MoCo key encoder: its checkpoint and eval-mode pretext metric).
+# statistics (BYOL, ORL, VFS's MoCo key encoder: its checkpoint and eval-mode pretext metric);
+# 4 = the image retrieval pretext metric centres queries and keys (BYOL, ORL: their manifests).
 METHODS: dict[str, MethodSpec] = {
     # Image-level BYOL: ORL stage 1 and the image-level baseline (ORL Sec. 3.1, BYOL Sec. 3).
     "byol": MethodSpec(
-        "byol", C.PretrainBYOLConfig, BYOL, D.BYOL_IMAGES, D.byol_batch, version=3,
+        "byol", C.PretrainBYOLConfig, BYOL, D.BYOL_IMAGES, D.byol_batch, version=4,
         description="BYOL pre-training (ORL stage 1)", heldout=D.byol_heldout,
     ),
     # ORL stage 3: object-level BYOL on the mined RoI pairs (ORL Sec. 3.1).
     "orl": MethodSpec(
-        "orl", C.PretrainORLConfig, ORL, D.OBJECT_PAIRS, D.orl_batch, version=3,
+        "orl", C.PretrainORLConfig, ORL, D.OBJECT_PAIRS, D.orl_batch, version=4,
         description="ORL object-level pre-training (stage 3)", heldout=D.orl_heldout,
     ),
     # Correlational Image Modeling (CIM Sec. 3.2).

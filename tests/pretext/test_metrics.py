@@ -37,7 +37,19 @@ def test_retrieval_hand_worked_two_of_three():
     k = torch.tensor([[1.0, 0.1], [0.1, 1.0], [-1.0, 1.0]])
     # cos(q2, k0) = 1.09 / (1.345 * 1.005) ~ 0.81 > cos(q2, k1) ~ 0.74 > cos(q2, k2) < 0:
     # q2 retrieves k0; q0 -> k0 and q1 -> k1 are right.
-    assert retrieval_top1(q, k) == pytest.approx(2 / 3)
+    assert retrieval_top1(q, k, center=False) == pytest.approx(2 / 3)
+
+
+def test_retrieval_centring_removes_a_hub_key():
+    # Every item shares a large component u (the last axis), as projection heads' outputs do;
+    # key 0 leans much further into it. Raw cosines: cos(q_i, k_0) = 60/(sqrt(10) sqrt(401))
+    # ~ 0.947 beats each partner's 4/(sqrt(10) sqrt(2)) ~ 0.894, so k_0 is every query's
+    # nearest key and only q_0 is right. Centred, u leaves the queries (all share it) and only
+    # lengthens the hub key: every partner comes first.
+    q = torch.cat([torch.eye(4), torch.full((4, 1), 3.0)], dim=1)
+    k = torch.cat([torch.eye(4), torch.tensor([[20.0], [1.0], [1.0], [1.0]])], dim=1)
+    assert retrieval_top1(q, k, center=False) == 0.25
+    assert retrieval_top1(q, k) == 1.0
 
 
 def test_retrieval_groups_leave_same_video_items_out():
@@ -47,11 +59,11 @@ def test_retrieval_groups_leave_same_video_items_out():
     q = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     k = torch.tensor([[0.6, 0.8], [1.0, 0.01], [-1.0, 1.0]])
     # Without groups: q0 -> k1 (cos ~1), q1 -> k0 (0.8), q2 -> k0 (0.99): none right.
-    assert retrieval_top1(q, k) == 0.0
+    assert retrieval_top1(q, k, center=False) == 0.0
     # Groups {0, 1} and {2}: q0's gallery is {k0, k2} -> k0 (0.6 > -0.71), right; q1's is
     # {k1, k2} -> k2 (0.71 > 0.01), wrong; q2's is every key -> k0, wrong.
     groups = torch.tensor([0, 0, 1])
-    assert retrieval_top1(q, k, groups) == pytest.approx(1 / 3)
+    assert retrieval_top1(q, k, groups, center=False) == pytest.approx(1 / 3)
     # Galleries of 2, 2 and 3 keys: mean(1/2, 1/2, 1/3) = 4/9.
     assert retrieval_chance(3, groups) == pytest.approx(4 / 9)
 
