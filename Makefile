@@ -38,7 +38,7 @@ bench: setup
 bench-gpu: setup
 	$(BIN)/python bench/gpu.py
 
-# The learning bench: every method on real video, scored on held-out sequences (about 47 minutes).
+# The learning bench: every method on real video, scored on held-out sequences (about 42 minutes).
 .PHONY: learning
 learning: setup
 	$(BIN)/python bench/learning.py
