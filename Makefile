@@ -31,6 +31,7 @@ bench: setup
 	$(BIN)/python bench/label_propagation.py
 	$(BIN)/python bench/mining.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/pretext_eval.py
 	$(BIN)/python bench/scale.py --quick
 	$(BIN)/python bench/gpu.py
 
@@ -38,7 +39,7 @@ bench: setup
 bench-gpu: setup
 	$(BIN)/python bench/gpu.py
 
-# The learning bench: every method on real video, scored on held-out sequences (about 42 minutes).
+# The learning bench: every method on real video, scored on held-out sequences (about 48 minutes).
 .PHONY: learning
 learning: setup
 	$(BIN)/python bench/learning.py

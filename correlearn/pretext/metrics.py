@@ -167,4 +167,28 @@ def two_view_retrieval(
     p2 = torch.cat([predict(b) for _, b in pairs])
     z1 = torch.cat([target(a) for a, _ in pairs])
     z2 = torch.cat([target(b) for _, b in pairs])
+    return symmetric_retrieval(p1, z1, p2, z2, groups, center)
+
+
+def symmetric_retrieval(
+    p1: torch.Tensor,
+    z1: torch.Tensor,
+    p2: torch.Tensor,
+    z2: torch.Tensor,
+    groups: torch.Tensor | None = None,
+    center: bool = True,
+) -> float:
+    """:func:`two_view_retrieval` on embeddings already computed: p1 retrieves z2, p2 retrieves z1.
+
+    Args:
+        p1: (N, D) predictions of the first views.
+        z1: (N, D) target projections of the first views.
+        p2: (N, D) predictions of the second views.
+        z2: (N, D) target projections of the second views.
+        groups: (N,) the items' groups (see :func:`retrieval_top1`).
+        center: centre queries and keys (see :func:`retrieval_top1`).
+
+    Returns:
+        The mean of the two directions' top-1.
+    """
     return 0.5 * (retrieval_top1(p1, z2, groups, center) + retrieval_top1(p2, z1, groups, center))

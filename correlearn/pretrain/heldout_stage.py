@@ -8,6 +8,7 @@ with the training data, and drawn into fixed batches (:class:`HeldoutEval`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,24 @@ def open_heldout_eval(
         f"{len(held['images'])} images, {len(ev.batches)} fixed batches"
     )
     return ev.resume(workdir / CURVE_FILE, _checkpoint_step(workdir))
+
+
+def heldout_evaluate(
+    ctx: StageContext, spec: MethodSpec, heldout: HeldoutEval, log_fn: Any
+) -> Callable[[nn.Module, int], None]:
+    """The training loop's ``evaluate``: score and log the method at a step.
+
+    At step 0, when the model is the init at the training seed, that score is kept as the seed's
+    init score too (:meth:`HeldoutEval.adopt_step0_as_init`).
+    """
+    cfg = ctx.config
+
+    def evaluate(method: nn.Module, step: int) -> None:
+        heldout.log_step(method, step, log_fn)
+        if step == 0 and cfg.train.seed in cfg.val.init_seeds:
+            heldout.adopt_step0_as_init(method, lambda: spec.build(cfg.method), cfg.train.seed)
+
+    return evaluate
 
 
 def pretext_report(

@@ -21,7 +21,12 @@ from torch import nn
 from correlearn.methods.base import Method
 from correlearn.models.io import write_backbone_json
 from correlearn.pretrain import method_spec
-from correlearn.pretrain.heldout_stage import heldout_key, open_heldout_eval, pretext_report
+from correlearn.pretrain.heldout_stage import (
+    heldout_evaluate,
+    heldout_key,
+    open_heldout_eval,
+    pretext_report,
+)
 from correlearn.pretrain.job import (
     JOB_FILE,
     RESULT_FILE,
@@ -82,7 +87,7 @@ def run_pretrain(spec: MethodSpec, ctx: StageContext) -> dict[str, Any]:
         log_fn = metric_logger(ctx.log_metrics, ctx.tracker, ctx.run_id, ctx.resumed)
         evaluate = None
         if heldout is not None:
-            evaluate = (lambda m, step: heldout.log_step(m, step, log_fn), ctx.config.val.every)
+            evaluate = (heldout_evaluate(ctx, spec, heldout, log_fn), ctx.config.val.every)
         method, result = train(job, spec, data, log_fn, evaluate)
     if heldout is not None:
         result["pretext"] = pretext_report(ctx, spec, heldout, method, int(result["steps"]))

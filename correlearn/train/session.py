@@ -66,6 +66,7 @@ class TrainingSession:
         step: optimiser steps completed (over all sessions of the run).
         stop_at: the step this call stops at (``total_steps`` or the ``max_steps`` budget).
         window: losses of the steps since the last flush.
+        forward_only: the learning rate is 0 at every step, so steps are forward passes only.
     """
 
     def __init__(
@@ -97,6 +98,10 @@ class TrainingSession:
             method, optim_cfg, cfg.batch_size, self.world
         )
         self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        # At lr 0 throughout (the BN-calibrated baseline) no step can move a weight: forward
+        # passes in train mode end with the same weights and BatchNorm statistics, at half the
+        # cost of full steps (bench/pretext_eval.py).
+        self.forward_only = self.peak_lr == 0.0 and optim_cfg.min_lr == 0.0
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.step, self.minutes_before, self.run_id = 0, 0.0, None
         self.history: list[tuple[int, float]] = []
@@ -152,24 +157,22 @@ class TrainingSession:
         return batches
 
     def train_step(self, batch: dict[str, Any]) -> None:
-        """One optimiser step on ``batch``: lr, forward, backward, clipping, step, EMA."""
+        """One step on ``batch``: lr, forward, backward, clipping, optimiser step, EMA.
+
+        At lr 0 throughout (``forward_only``) the forward pass runs without gradients and nothing
+        is optimised: only BatchNorm statistics and EMA targets move.
+        """
         batch = D.to_device(batch, self.device)
         self.lr = lr_at(
             self.step, self.total_steps, self.warmup, self.peak_lr, self.optim_cfg.min_lr
         )
         for g in self.optimizer.param_groups:
             g["lr"] = self.lr * g.get("lr_scale", 1.0)
-        with self.autocast():
+        with torch.set_grad_enabled(not self.forward_only), self.autocast():
             losses = self.step_fn(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses["loss"]).backward()
         record = {k: s for k, v in losses.items() if (s := _as_scalar(v, self.device)) is not None}
-        if self.optim_cfg.clip_grad is not None:
-            self.scaler.unscale_(self.optimizer)
-            gnorm = torch.nn.utils.clip_grad_norm_(self.params, self.optim_cfg.clip_grad)
-            record["grad_norm"] = gnorm.detach().float()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        if not self.forward_only:
+            self._optimise(losses["loss"], record)
         pairs = self.method.ema_pairs()
         if pairs:
             self.tau = self.method.ema_momentum(self.step, self.total_steps)
@@ -177,6 +180,17 @@ class TrainingSession:
                 ema_update(target, online, self.tau)
         self.window.add(self.step, record)
         self.step += 1
+
+    def _optimise(self, loss: torch.Tensor, record: dict[str, torch.Tensor]) -> None:
+        """Backward, optional clipping (``grad_norm`` into ``record``) and the optimiser step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.optim_cfg.clip_grad is not None:
+            self.scaler.unscale_(self.optimizer)
+            gnorm = torch.nn.utils.clip_grad_norm_(self.params, self.optim_cfg.clip_grad)
+            record["grad_norm"] = gnorm.detach().float()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
     def stop_reason(self, stop: StopSignal) -> str | None:
         """Why this call stops now (``"signal"``, ``"max_minutes"``), agreed by every rank."""

@@ -1,6 +1,6 @@
 """bench/learning.py without training: its configs validate, rows and the picture are drawn.
 
-The bench itself trains for about 40 minutes; here its config (CPU and ``--gpu``) is resolved with
+The bench itself trains for about 50 minutes; here its config (CPU and ``--gpu``) is resolved with
 every training stage's model and its table row and picture are made from a hand-written row.
 """
 

@@ -13,6 +13,7 @@ from correlearn.methods.cim import CIM, CIMConfig
 from correlearn.methods.orl import ORL, ORLConfig
 from correlearn.methods.siammae import SiamMAE, SiamMAEConfig
 from correlearn.methods.vfs import VFS, VFSConfig
+from correlearn.pretext.metrics import two_view_retrieval
 
 PAIR = CIMPairConfig(context_size=64, exemplar_size=32, num_exemplars=3)
 
@@ -129,6 +130,47 @@ def test_vfs_metric_and_chance(negatives):
         # MoCo's key encoder starts as a copy of the query encoder: still videos are found.
         still = [_vfs_frames(5, seed=0, still=True), _vfs_frames(5, seed=1, still=True)]
         assert model.pretext_metrics(still)["video_retrieval_top1"] == 1.0
+
+
+@pytest.mark.parametrize("negatives", [False, True])
+def test_vfs_metric_embeds_each_frame_once_with_the_pairwise_result(negatives):
+    # The definition: for every slot pair (i, j), frame i of each video retrieves frame j.
+    torch.manual_seed(0)
+    cfg = VFSConfig(
+        backbone="resnet_test",
+        sampler=FrameSampler(kind="distant", n=4),
+        image_size=32,
+        negatives=negatives,
+        queue_size=16,
+        moco_dim=16,
+    )
+    model = VFS(cfg).eval()
+    with torch.no_grad():  # off the init, where every frame maps to one embedding
+        for p in model.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+        for p in model.buffers():  # and a key encoder of its own (MoCo) too
+            if p.is_floating_point():
+                p.add_(0.1 * torch.rand_like(p))
+    if negatives:
+        predict = lambda x: model.projector(model.backbone(x))  # noqa: E731
+        target = lambda x: model.target_projector(model.target_backbone(x))  # noqa: E731
+    else:
+        target = lambda x: model.projector(model.backbone(x))  # noqa: E731
+        predict = lambda x: model.predictor(target(x))  # noqa: E731
+    batches = [_vfs_frames(6, seed=2), _vfs_frames(6, seed=3)]
+    for b in batches:  # slots 0 and 2 show one picture: their pairs score above the others
+        b["frames"][:, 2] = b["frames"][:, 0]
+    with torch.no_grad():
+        pairwise = [
+            two_view_retrieval(
+                predict, target, [(b["frames"][:, i], b["frames"][:, j])], None, False
+            )
+            for b in batches
+            for i, j in model.pairs
+        ]
+        scores = model.pretext_metrics(batches)
+    assert len(set(pairwise)) > 1  # the pairs differ, so a mixed-up slot would show
+    assert scores["video_retrieval_top1"] == pytest.approx(float(np.mean(pairwise)), abs=1e-9)
 
 
 def _cim_batch(b, seed):

@@ -265,3 +265,34 @@ def test_the_inits_are_scored_once_per_schedule(tmp_path):
     cfg.val.init_seeds = [0, 1, 2]  # a new seed is scored, the others are reused
     again.report(model, build, cfg, 4)
     assert len(built) == 3
+
+
+def test_the_step0_score_is_the_init_score_only_for_the_same_weights(tmp_path):
+    from types import SimpleNamespace
+
+    from correlearn.methods.byol import BYOL
+    from correlearn.train.rng import seed_everything
+
+    scored = []
+
+    class _Counted(BYOL):
+        def pretext_metrics(self, batches):
+            scored.append(1)
+            return super().pretext_metrics(batches)
+
+    def build():
+        return _Counted(_byol_cfg())
+
+    cfg = SimpleNamespace(val=SimpleNamespace(init_seeds=[0, 1], dataset="held"))
+    seed_everything(0)
+    model = build()  # the training model at step 0: the init at seed 0
+    held = _heldout_eval().resume(tmp_path / "curve.json", 0)
+    held.log_step(model, 0, None)
+    assert held.adopt_step0_as_init(model, build, 0)
+    assert not held.adopt_step0_as_init(model, build, 1)  # other weights: scored on its own
+    report = held.report(model, build, cfg, 0)
+    # step 0 once, init 1 once, the report's learned score is step 0's: no rescoring of seed 0.
+    assert len(scored) == 2
+    assert report["init"]["0"] == report["learned"] == held.curve[0][1]
+    seed_everything(1)
+    assert report["init"]["1"] == HeldoutEval(held.batches).score(build())

@@ -3,6 +3,7 @@ import torch
 from correlearn.train import OptimConfig, TrainConfig, export_backbone, fit, read_run_id
 from correlearn.train.checkpoint import load_checkpoint
 from correlearn.train.schedules import ema_tau
+from correlearn.train.session import TrainingSession
 
 from .toys import ToyEMA, ToyRegression, make_data_fn
 
@@ -219,3 +220,31 @@ def test_second_ctrl_c_aborts_at_once(tmp_path):
     data = _signalling_data_fn(signal.SIGINT, {3}, times=2)
     with pytest.raises(KeyboardInterrupt):
         fit(ToyRegression(), data, train, optim, tmp_path, total_steps=20, progress=False)
+
+
+def test_lr_zero_runs_forward_passes_that_end_where_full_steps_do(tmp_path, monkeypatch):
+    # The BN-calibrated baseline trains at lr 0: forward passes only, same weights and statistics.
+    optim = OptimConfig(name="adamw", base_lr=0.0, min_lr=0.0, warmup_steps=0, clip_grad=1.0)
+    train, _ = configs()
+    init = TrainingSession.__init__
+
+    def without_shortcut(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.forward_only = False
+
+    ends, grads = {}, {}
+    for full_steps in (False, True):
+        if full_steps:
+            monkeypatch.setattr(TrainingSession, "__init__", without_shortcut)
+        torch.manual_seed(0)
+        method = ToyEMA(bn=True)
+        start = {k: v.clone() for k, v in method.state_dict().items()}
+        workdir = tmp_path / str(full_steps)
+        fit(method, make_data_fn(), train, optim, workdir, total_steps=6, progress=False)
+        ends[full_steps] = method.state_dict()
+        grads[full_steps] = any(p.grad is not None for p in method.parameters())
+    assert grads == {False: False, True: True}  # the shortcut ran no backward pass
+    moved = [k for k in start if not torch.equal(start[k], ends[False][k])]
+    assert "backbone.norm.running_mean" in moved and "target.norm.running_var" in moved
+    assert not [k for k in moved if k.endswith(("weight", "bias"))]
+    assert all(torch.equal(ends[False][k], ends[True][k]) for k in start)
