@@ -109,8 +109,7 @@ def _vfs_frames(v, n=4, seed=0, still=False):
     return {"frames": f}
 
 
-@pytest.mark.parametrize("negatives", [False, True])
-def test_vfs_metric_and_chance(negatives):
+def _vfs(negatives):
     torch.manual_seed(0)
     cfg = VFSConfig(
         backbone="resnet_test",
@@ -120,7 +119,12 @@ def test_vfs_metric_and_chance(negatives):
         queue_size=16,
         moco_dim=16,
     )
-    model = VFS(cfg).eval()
+    return VFS(cfg).eval()
+
+
+@pytest.mark.parametrize("negatives", [False, True])
+def test_vfs_metric_and_chance(negatives):
+    model = _vfs(negatives)
     batches = [_vfs_frames(5, seed=0), _vfs_frames(5, seed=1)]
     scores = model.pretext_metrics(batches)
     assert set(scores) == {VFS.pretext_metric} == {"video_retrieval_top1"}
@@ -135,16 +139,7 @@ def test_vfs_metric_and_chance(negatives):
 @pytest.mark.parametrize("negatives", [False, True])
 def test_vfs_metric_embeds_each_frame_once_with_the_pairwise_result(negatives):
     # The definition: for every slot pair (i, j), frame i of each video retrieves frame j.
-    torch.manual_seed(0)
-    cfg = VFSConfig(
-        backbone="resnet_test",
-        sampler=FrameSampler(kind="distant", n=4),
-        image_size=32,
-        negatives=negatives,
-        queue_size=16,
-        moco_dim=16,
-    )
-    model = VFS(cfg).eval()
+    model = _vfs(negatives)
     with torch.no_grad():  # off the init, where every frame maps to one embedding
         for p in model.parameters():
             p.add_(0.5 * torch.randn_like(p))
