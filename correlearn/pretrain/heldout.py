@@ -224,7 +224,8 @@ class HeldoutEval:
         spare scoring the same weights twice (on ORL's 388 frames, seconds).
 
         Returns:
-            Whether the score was adopted.
+            Whether ``seed``'s init score is on record now (adopted here or before); False when
+            there is no step-0 score or the weights differ, and :meth:`report` scores it.
         """
         cache = self._init_cache()
         if cache is None or not self.curve or self.curve[0][0] != 0:
